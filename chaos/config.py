@@ -1,0 +1,119 @@
+"""One settings object for the whole suite.
+
+Every bound the suite waits on is a named field here, so a reader can find and change it in one place.
+Values come from environment variables (``CHAOS_<FIELD NAME IN UPPER CASE>``) and, under pytest, from
+command-line options and ini keys of the same name (see ``chaos.pytest_plugin``). Precedence: command
+line > environment > ini > default.
+
+The Kafka timings are the ones the test cluster runs with. They set every recovery budget:
+a killed broker is fenced after ``kafka_broker_session_timeout_ms``; a lagging follower leaves the ISR
+after ``kafka_replica_lag_time_max_ms``; a killed consumer's partitions move after
+``projector_session_timeout_ms``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "CHAOS_"
+IMAGE_SOURCES = ("auto", "local", "official")
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pipeline-chaos"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- images -------------------------------------------------------------------------------
+    image_source: str = field(default="auto", metadata={"help": "auto | local | official"})
+    image_kafka: str = field(default="", metadata={"help": "override the Kafka image reference"})
+    image_postgres: str = field(default="", metadata={"help": "override the Postgres image reference"})
+    image_toxiproxy: str = field(default="", metadata={"help": "override the Toxiproxy image reference"})
+    image_pipeline: str = field(default="", metadata={"help": "override the pipeline (ingest/projector) image"})
+    cache_dir: Path = field(default_factory=_default_cache_dir, metadata={"help": "build cache"})
+    build_timeout_s: float = field(default=1800.0, metadata={"help": "bound on building all local images"})
+    registry_probe_timeout_s: float = field(default=20.0, metadata={"help": "bound on a registry probe"})
+
+    # --- engine and environment -----------------------------------------------------------------
+    docker_timeout_s: float = field(default=60.0, metadata={"help": "bound on one engine API call"})
+    env_start_timeout_s: float = field(default=120.0, metadata={"help": "bound on starting the topology"})
+    pipeline_ready_timeout_s: float = field(default=60.0, metadata={"help": "bound on ingest+projectors ready"})
+    container_stop_timeout_s: int = field(default=5, metadata={"help": "grace before SIGKILL on stop"})
+    poll_interval_s: float = field(default=0.2, metadata={"help": "interval between readiness probes"})
+    toxiproxy_api_timeout_s: float = field(default=5.0, metadata={"help": "bound on one Toxiproxy API call"})
+    projector_replicas: int = field(default=2, metadata={"help": "projector consumer-group replicas"})
+    topic_partitions: int = field(default=6, metadata={"help": "partitions of each experiment's topic"})
+
+    # --- Kafka tuning for a test cluster -------------------------------------------------------
+    kafka_heap: str = field(default="400m", metadata={"help": "JVM heap of each broker"})
+    kafka_broker_session_timeout_ms: int = field(default=3000, metadata={"help": "broker fenced after"})
+    kafka_broker_heartbeat_ms: int = field(default=500, metadata={"help": "broker heartbeat interval"})
+    kafka_replica_lag_time_max_ms: int = field(default=5000, metadata={"help": "follower leaves ISR after"})
+    producer_delivery_timeout_ms: int = field(default=15000, metadata={"help": "ingest gives up after"})
+    producer_request_timeout_ms: int = field(default=5000, metadata={"help": "one produce request"})
+    projector_session_timeout_ms: int = field(default=6000, metadata={"help": "consumer session timeout"})
+
+    # --- experiments ----------------------------------------------------------------------------
+    report_dir: Path = field(default=Path("reports"), metadata={"help": "where artefacts are written"})
+    seed: int = field(default=0, metadata={"help": "seed for keys, amounts and random targets (0: random)"})
+    rpc_timeout_s: float = field(default=10.0, metadata={"help": "client deadline of one gRPC call"})
+    quiesce_timeout_s: float = field(default=90.0, metadata={"help": "bound on waiting for the pipeline to drain"})
+    convergence_bound_s: float = field(default=60.0, metadata={"help": "budget: heal -> all acked applied"})
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        hints = get_type_hints(cls)
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f.name, raw, hints[f.name])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        new = dataclasses.replace(self, **changes)
+        new.validate()
+        return new
+
+    def validate(self) -> None:
+        if self.image_source not in IMAGE_SOURCES:
+            raise ValueError(
+                f"image_source={self.image_source!r} is not one of {', '.join(IMAGE_SOURCES)}; "
+                f"set {ENV_PREFIX}IMAGE_SOURCE to one of them"
+            )
+        if self.projector_replicas < 1:
+            raise ValueError("projector_replicas must be at least 1")
+        if self.kafka_broker_heartbeat_ms >= self.kafka_broker_session_timeout_ms:
+            raise ValueError("kafka_broker_heartbeat_ms must be below kafka_broker_session_timeout_ms")
+
+    def describe(self) -> dict[str, str]:
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
+def _coerce(name: str, raw: str, typ: Any) -> Any:
+    try:
+        if typ is int:
+            return int(raw)
+        if typ is float:
+            return float(raw)
+        if typ is Path:
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise ValueError(
+            f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {typ.__name__}"
+        ) from None
+
+
+def setting_help() -> dict[str, str]:
+    return {f.name: str(f.metadata.get("help", "")) for f in fields(Settings)}

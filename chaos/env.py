@@ -1,0 +1,573 @@
+"""Starts and stops the topology, hands out endpoints, and labels everything it owns.
+
+Topology (one private network per session; every hop a fault may touch goes through Toxiproxy)::
+
+    host --grpc--> [toxiproxy: grpc] --> ingest --[toxiproxy: ingest-kafka-i]--> kafka-i (listener INGEST)
+    projector-j --[toxiproxy: projector-kafka-i]--> kafka-i (listener PROJECTOR)
+    projector-j --[toxiproxy: projector-pg]--> postgres;  ingest --[toxiproxy: ingest-pg]--> postgres
+    host --verify--> kafka-i EXTERNAL listener (127.0.0.1:<port i>), postgres (127.0.0.1:<port>)
+
+Each broker has five listeners: CONTROLLER (quorum), INTERNAL (replication), INGEST and PROJECTOR
+(advertised as the address of that client's own proxy for this broker, so a toxic on one proxy hits
+exactly one client->broker link), and EXTERNAL (advertised as a fixed loopback port of the host,
+published on 127.0.0.1 only, used by the test process for admin and verification without toxics).
+
+Everything carries ``org.pipeline-chaos.run=<run id>`` and the owner's host and pid. At start a sweep
+removes what earlier runs on this host left behind when their owner process is gone. ``stop()``
+removes every container and network of the run, whatever state they are in.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import psycopg
+from confluent_kafka.admin import AdminClient, NewTopic
+from docker.models.containers import Container
+from testcontainers.core.config import testcontainers_config
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
+
+from chaos.config import Settings
+from chaos.images import ImageSet
+from chaos.toxiproxy_client import ToxiproxyClient
+
+log = logging.getLogger("chaos.env")
+
+LABEL_RUN = "org.pipeline-chaos.run"
+LABEL_ROLE = "org.pipeline-chaos.role"
+LABEL_OWNER = "org.pipeline-chaos.owner"  # "<hostname>:<pid>"
+LABEL_DEPLOYMENT = "org.pipeline-chaos.deployment"
+
+BROKERS = (1, 2, 3)
+GRPC_PORT = 50051
+TOXI_API = 8474
+TOXI_GRPC_LISTEN = 8666
+KAFKA_INTERNAL, KAFKA_CONTROLLER, KAFKA_INGEST, KAFKA_PROJECTOR, KAFKA_EXTERNAL = 9092, 9093, 9094, 9095, 9096
+INGEST_KAFKA_PROXY = 19100  # + broker id
+PROJECTOR_KAFKA_PROXY = 19200  # + broker id
+PROJECTOR_PG_PROXY = 15432
+INGEST_PG_PROXY = 15433
+KAFKA_LOG_DIR = "/var/tmp/kafka-logs"
+
+# testcontainers' reaper image cannot be pulled on air-gapped machines: cleanup by label is ours.
+testcontainers_config.ryuk_disabled = True
+
+T = TypeVar("T")
+
+
+class EnvironmentError_(RuntimeError):
+    """The environment cannot start; the message says what to do."""
+
+
+def wait_until(cond: Callable[[], T | None], timeout_s: float, what: str, interval_s: float = 0.2) -> T:
+    """Poll ``cond`` until it returns a truthy value; raise TimeoutError naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            value = cond()
+            if value:
+                return value
+        except Exception as exc:
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_exc})" if last_exc else ""
+            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}{detail}")
+        time.sleep(interval_s)
+
+
+def connect_engine(settings: Settings) -> docker.DockerClient:
+    """A client for the container engine, or one clear error saying how to get one."""
+    try:
+        client = docker.from_env(timeout=int(settings.docker_timeout_s))
+        client.ping()
+        return client
+    except Exception as exc:
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        raise EnvironmentError_(
+            f"no container engine answers at {where} ({exc.__class__.__name__}). Run `make setup` "
+            "(installs Debian's docker.io and starts dockerd when you are root), or start your engine "
+            "and set DOCKER_HOST."
+        ) from None
+
+
+def kafka_client_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
+    """Config for the test process's own Kafka clients: quiet, bounded, IPv4 loopback."""
+    return {"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000, "broker.address.family": "v4",
+            "log.connection.close": False, "logger": logging.getLogger("chaos.kafka.client"), **extra}
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True  # not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep(client: docker.DockerClient, *, run_id: str | None = None, only_orphans: bool = True) -> int:
+    """Remove containers and networks of earlier runs whose owner process is gone (or of ``run_id``)."""
+    filters = {"label": f"{LABEL_RUN}={run_id}" if run_id else LABEL_RUN}
+    removed = 0
+    for c in client.containers.list(all=True, filters=filters):
+        if only_orphans and not run_id and _owner_alive(c.labels.get(LABEL_OWNER, "")):
+            continue
+        with contextlib.suppress(docker.errors.NotFound):
+            c.remove(force=True, v=True)
+            removed += 1
+    for n in client.networks.list(filters=filters):
+        if only_orphans and not run_id and _owner_alive(n.attrs.get("Labels", {}).get(LABEL_OWNER, "")):
+            continue
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            n.remove()
+            removed += 1
+    return removed
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Container(DockerContainer):
+    def with_loopback_port(self, container_port: int, host_port: int) -> _Container:
+        """Publish on 127.0.0.1 only (testcontainers' own binding listens on every address)."""
+        self.ports[f"{container_port}/tcp"] = ("127.0.0.1", host_port)  # type: ignore[assignment]
+        return self
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    grpc: str  # host:port of the gRPC entry point, through Toxiproxy
+    toxiproxy_api: tuple[str, int]
+    kafka_external: str  # bootstrap list for the test process (no toxics)
+    kafka_external_by_broker: dict[int, str]
+    pg_host: str
+    pg_port: int
+    pg_user: str
+    pg_password: str
+    pg_db: str
+
+    def pg_conninfo(self, schema: str | None = None) -> str:
+        opts = f" options='-c search_path={schema}'" if schema else ""
+        return (f"host={self.pg_host} port={self.pg_port} user={self.pg_user} password={self.pg_password} "
+                f"dbname={self.pg_db} connect_timeout=5{opts}")
+
+
+@dataclass(frozen=True)
+class Link:
+    """A client->server hop through Toxiproxy; faults name links."""
+
+    name: str
+    listen: str
+    upstream: str
+
+
+@dataclass
+class Deployment:
+    """One deployment of the pipeline services for one experiment (own topic, group and schema)."""
+
+    name: str
+    topic: str
+    group: str
+    schema: str
+    defects: tuple[str, ...]
+    containers: dict[str, Container] = field(default_factory=dict)
+
+
+class Environment:
+    """The whole topology for one session. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, settings: Settings, images: ImageSet, run_id: str | None = None) -> None:
+        self.settings = settings
+        self.images = images
+        self.run_id = run_id or uuid.uuid4().hex[:10]
+        self.prefix = f"pc-{self.run_id}"
+        self.client: docker.DockerClient | None = None
+        self.network: Network | None = None
+        self._containers: dict[str, Container] = {}
+        self._lock = threading.Lock()
+        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        self.pg_password = secrets.token_urlsafe(18)
+        self.ports = {
+            "grpc": free_loopback_port(), "toxiproxy": free_loopback_port(), "postgres": free_loopback_port(),
+            **{f"kafka-{i}": free_loopback_port() for i in BROKERS},
+        }
+        self.endpoints = Endpoints(
+            grpc=f"127.0.0.1:{self.ports['grpc']}",
+            toxiproxy_api=("127.0.0.1", self.ports["toxiproxy"]),
+            kafka_external=",".join(f"127.0.0.1:{self.ports[f'kafka-{i}']}" for i in BROKERS),
+            kafka_external_by_broker={i: f"127.0.0.1:{self.ports[f'kafka-{i}']}" for i in BROKERS},
+            pg_host="127.0.0.1", pg_port=self.ports["postgres"], pg_user="chaos",
+            pg_password=self.pg_password, pg_db="pipeline",
+        )
+        self.toxiproxy = ToxiproxyClient("127.0.0.1", self.ports["toxiproxy"], settings.toxiproxy_api_timeout_s)
+        self.links: dict[str, Link] = self._links()
+        self.deployment: Deployment | None = None
+        self._admin: AdminClient | None = None
+        self.started_s: float | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> Environment:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def labels(self, role: str, **extra: str) -> dict[str, str]:
+        return {LABEL_RUN: self.run_id, LABEL_ROLE: role, LABEL_OWNER: owner_id(), **extra}
+
+    def start(self) -> None:
+        started = time.monotonic()
+        self.client = connect_engine(self.settings)
+        swept = sweep(self.client)
+        if swept:
+            log.warning("removed %d leftover container(s)/network(s) of earlier runs", swept)
+        self.network = Network(docker_network_kw={"labels": self.labels("network"), "internal": False})
+        self.network.name = self.prefix
+        self.network.create()
+        builders: dict[str, Callable[[], _Container]] = {
+            "toxiproxy": self._toxiproxy, "postgres": self._postgres,
+            **{f"kafka-{i}": (lambda i=i: self._kafka(i)) for i in BROKERS},  # type: ignore[misc]
+        }
+        with ThreadPoolExecutor(max_workers=len(builders)) as pool:
+            futures = {name: pool.submit(self._start, name, b) for name, b in builders.items()}
+            for f in futures.values():
+                f.result()
+        bound = self.settings.env_start_timeout_s
+        wait_until(self.toxiproxy.version, bound, "the Toxiproxy API", self.settings.poll_interval_s)
+        for link in self.links.values():
+            self.toxiproxy.create_proxy(link.name, link.listen, link.upstream)
+        wait_until(self._postgres_ready, bound, "Postgres to accept connections", self.settings.poll_interval_s)
+        wait_until(self._kafka_ready, bound, "all three Kafka brokers to register", self.settings.poll_interval_s)
+        self.started_s = time.monotonic() - started
+        log.info("environment %s up in %.1f s", self.run_id, self.started_s)
+
+    def stop(self) -> None:
+        """Remove every container and the network of this run. Safe to call more than once."""
+        client = self.client
+        if client is None:
+            with contextlib.suppress(Exception):
+                client = connect_engine(self.settings)
+        if client is None:
+            return
+        sweep(client, run_id=self.run_id, only_orphans=False)
+        self._containers.clear()
+        self.deployment = None
+
+    def _start(self, name: str, build: Callable[[], _Container]) -> None:
+        tc = build()
+        tc.with_name(f"{self.prefix}-{name}").with_network(self.network).with_network_aliases(name)  # type: ignore[arg-type]
+        tc.start()
+        with self._lock:
+            self._containers[name] = tc.get_wrapped_container()
+
+    # -- containers ----------------------------------------------------------------------------------
+
+    def _links(self) -> dict[str, Link]:
+        links = [Link("grpc", f"0.0.0.0:{TOXI_GRPC_LISTEN}", f"ingest:{GRPC_PORT}"),
+                 Link("projector-pg", f"0.0.0.0:{PROJECTOR_PG_PROXY}", "postgres:5432"),
+                 Link("ingest-pg", f"0.0.0.0:{INGEST_PG_PROXY}", "postgres:5432")]
+        for i in BROKERS:
+            links.append(Link(f"ingest-kafka-{i}", f"0.0.0.0:{INGEST_KAFKA_PROXY + i}", f"kafka-{i}:{KAFKA_INGEST}"))
+            links.append(Link(f"projector-kafka-{i}", f"0.0.0.0:{PROJECTOR_KAFKA_PROXY + i}",
+                              f"kafka-{i}:{KAFKA_PROJECTOR}"))
+        return {link.name: link for link in links}
+
+    def _toxiproxy(self) -> _Container:
+        return (_Container(self.images["toxiproxy"]).with_kwargs(labels=self.labels("toxiproxy"))
+                .with_command(["-host=0.0.0.0"])
+                .with_loopback_port(TOXI_API, self.ports["toxiproxy"])
+                .with_loopback_port(TOXI_GRPC_LISTEN, self.ports["grpc"]))
+
+    def _postgres(self) -> _Container:
+        e = self.endpoints
+        return (_Container(self.images["postgres"]).with_kwargs(labels=self.labels("postgres"))
+                .with_env("POSTGRES_USER", e.pg_user).with_env("POSTGRES_PASSWORD", e.pg_password)
+                .with_env("POSTGRES_DB", e.pg_db)
+                .with_command(["postgres", "-c", "fsync=off", "-c", "max_connections=200",
+                               "-c", "shared_buffers=64MB"])
+                .with_loopback_port(5432, self.ports["postgres"]))
+
+    def kafka_properties(self, i: int) -> str:
+        s = self.settings
+        voters = ",".join(f"{b}@kafka-{b}:{KAFKA_CONTROLLER}" for b in BROKERS)
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": str(i),
+            "controller.quorum.voters": voters,
+            "listeners": (f"INTERNAL://:{KAFKA_INTERNAL},CONTROLLER://:{KAFKA_CONTROLLER},"
+                          f"INGEST://:{KAFKA_INGEST},PROJECTOR://:{KAFKA_PROJECTOR},"
+                          f"EXTERNAL://:{KAFKA_EXTERNAL}"),
+            "advertised.listeners": (f"INTERNAL://kafka-{i}:{KAFKA_INTERNAL},"
+                                     f"INGEST://toxiproxy:{INGEST_KAFKA_PROXY + i},"
+                                     f"PROJECTOR://toxiproxy:{PROJECTOR_KAFKA_PROXY + i},"
+                                     f"EXTERNAL://127.0.0.1:{self.ports[f'kafka-{i}']}"),
+            "listener.security.protocol.map": ("INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT,INGEST:PLAINTEXT,"
+                                               "PROJECTOR:PLAINTEXT,EXTERNAL:PLAINTEXT"),
+            "inter.broker.listener.name": "INTERNAL",
+            "controller.listener.names": "CONTROLLER",
+            "log.dirs": KAFKA_LOG_DIR,
+            # Durable defaults for the correct pipeline.
+            "default.replication.factor": "3",
+            "min.insync.replicas": "2",
+            "offsets.topic.replication.factor": "3",
+            "offsets.topic.num.partitions": "6",
+            "transaction.state.log.replication.factor": "3",
+            "transaction.state.log.min.isr": "2",
+            "transaction.state.log.num.partitions": "6",
+            "share.coordinator.state.topic.replication.factor": "3",
+            "share.coordinator.state.topic.min.isr": "2",
+            "unclean.leader.election.enable": "false",
+            "auto.create.topics.enable": "false",
+            # Test-cluster timings (see chaos.config): faster fencing, ISR shrink and group start.
+            "broker.session.timeout.ms": str(s.kafka_broker_session_timeout_ms),
+            "broker.heartbeat.interval.ms": str(s.kafka_broker_heartbeat_ms),
+            "replica.lag.time.max.ms": str(s.kafka_replica_lag_time_max_ms),
+            "group.initial.rebalance.delay.ms": "0",
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "num.recovery.threads.per.data.dir": "1",
+            "log.retention.check.interval.ms": "600000",
+        }
+        return "\n".join(f"{k}={v}" for k, v in props.items())
+
+    def _kafka(self, i: int) -> _Container:
+        heap = self.settings.kafka_heap
+        script = (
+            'printf "%s\\n" "$KAFKA_PROPERTIES" > /tmp/server.properties && '
+            'printf "%s\\n" "$KAFKA_LOG4J" > /tmp/log4j2.properties && '
+            'CP="/opt/kafka/libs/*"; LOG="-Dlog4j2.configurationFile=/tmp/log4j2.properties"; '
+            'java -Xmx96m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC $LOG -cp "$CP" kafka.tools.StorageTool '
+            'format -t "$KAFKA_CLUSTER_ID" -c /tmp/server.properties --ignore-formatted >/dev/null && '
+            f'exec java -Xms{heap} -Xmx{heap} -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError '
+            '-Djava.awt.headless=true $LOG -cp "$CP" kafka.Kafka /tmp/server.properties'
+        )
+        return (_Container(self.images["kafka"]).with_kwargs(labels=self.labels("kafka", broker=str(i)))
+                .with_env("KAFKA_PROPERTIES", self.kafka_properties(i))
+                .with_env("KAFKA_LOG4J", KAFKA_LOG4J).with_env("KAFKA_CLUSTER_ID", self.cluster_id)
+                .with_command(["sh", "-c", script])
+                .with_loopback_port(KAFKA_EXTERNAL, self.ports[f"kafka-{i}"]))
+
+    # -- readiness ------------------------------------------------------------------------------------
+
+    def _postgres_ready(self) -> bool:
+        with psycopg.connect(self.endpoints.pg_conninfo(), autocommit=True) as conn:
+            conn.execute("SELECT 1")
+        return True
+
+    def admin(self) -> AdminClient:
+        """One admin client per environment, on the EXTERNAL listener (no toxics)."""
+        if self._admin is None:
+            self._admin = AdminClient(kafka_client_config(self.endpoints.kafka_external))
+        return self._admin
+
+    def _kafka_ready(self) -> bool:
+        md = self.admin().list_topics(timeout=3)
+        return len(md.brokers) == len(BROKERS) and md.controller_id in BROKERS
+
+    # -- access ------------------------------------------------------------------------------------------
+
+    def container(self, name: str) -> Container:
+        """The docker-py container for a node name (``kafka-1``, ``postgres``, ``ingest``, ``projector-2``)."""
+        c = self._containers.get(name)
+        if c is None and self.deployment is not None:
+            c = self.deployment.containers.get(name)
+        if c is None:
+            raise KeyError(f"no container named {name!r}; known: {', '.join(self.node_names())}")
+        c.reload()
+        if c.labels.get(LABEL_RUN) != self.run_id:
+            raise PermissionError(f"container {c.name} does not carry this run's label; refusing to touch it")
+        return c
+
+    def node_names(self) -> list[str]:
+        names = list(self._containers)
+        if self.deployment:
+            names += list(self.deployment.containers)
+        return names
+
+    def collect_logs(self, dest: Path, tail: int = 5000) -> list[Path]:
+        """Write every container's log of this run into ``dest``; returns the files written."""
+        dest.mkdir(parents=True, exist_ok=True)
+        written = []
+        if self.client is None:
+            return written
+        for c in self.client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={self.run_id}"}):
+            path = dest / f"{c.name}.log"
+            with contextlib.suppress(docker.errors.APIError):
+                path.write_bytes(c.logs(tail=tail, timestamps=True))
+                written.append(path)
+        return written
+
+    # -- pipeline deployments ---------------------------------------------------------------------------
+
+    def deploy(self, name: str, defects: tuple[str, ...] = ()) -> Deployment:
+        """Start a fresh ingest and projector group on their own topic, group and schema; stop the last one."""
+        self.undeploy()
+        slug = "".join(ch if ch.isalnum() else "_" for ch in name.lower())[:40]
+        tag = f"{slug}_{secrets.token_hex(3)}"
+        dep = Deployment(name=name, topic=f"events.{tag}", group=f"projector.{tag}", schema=f"exp_{tag}",
+                         defects=tuple(defects))
+        self.create_topic(dep.topic)
+        self.toxiproxy.reset()
+        self.deployment = dep
+        specs = {"ingest": self._ingest(dep)}
+        for j in range(1, self.settings.projector_replicas + 1):
+            specs[f"projector-{j}"] = self._projector(dep, j)
+        with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+            futures = {n: pool.submit(self._start_service, n, tc) for n, tc in specs.items()}
+            for n, f in futures.items():
+                dep.containers[n] = f.result()
+        bound = self.settings.pipeline_ready_timeout_s
+        wait_until(lambda: self._ingest_serving(), bound, "the ingest service to report SERVING",
+                   self.settings.poll_interval_s)
+        wait_until(lambda: self._group_members(dep.group) >= self.settings.projector_replicas, bound,
+                   f"{self.settings.projector_replicas} projector(s) to join group {dep.group}",
+                   self.settings.poll_interval_s)
+        return dep
+
+    def undeploy(self) -> None:
+        dep, self.deployment = self.deployment, None
+        if dep is None:
+            return
+        for c in dep.containers.values():
+            with contextlib.suppress(docker.errors.APIError):
+                c.stop(timeout=self.settings.container_stop_timeout_s)
+            with contextlib.suppress(docker.errors.APIError):
+                c.remove(force=True)
+
+    def _start_service(self, name: str, tc: _Container) -> Container:
+        tc.with_name(f"{self.prefix}-{name}").with_network(self.network).with_network_aliases(name)  # type: ignore[arg-type]
+        tc.start()
+        return tc.get_wrapped_container()
+
+    def _service_env(self, dep: Deployment) -> dict[str, str]:
+        return {"KAFKA_TOPIC": dep.topic, "PG_SCHEMA": dep.schema, "PIPELINE_DEFECTS": ",".join(dep.defects),
+                "LOG_LEVEL": "INFO", "METRICS_PORT": "9100"}
+
+    def _pg_dsn(self, proxy_port: int) -> str:
+        e = self.endpoints
+        return f"postgresql://{e.pg_user}:{e.pg_password}@toxiproxy:{proxy_port}/{e.pg_db}?connect_timeout=5"
+
+    def _ingest(self, dep: Deployment) -> _Container:
+        s = self.settings
+        env = {**self._service_env(dep),
+               "KAFKA_BOOTSTRAP": ",".join(f"toxiproxy:{INGEST_KAFKA_PROXY + i}" for i in BROKERS),
+               "PG_DSN": self._pg_dsn(INGEST_PG_PROXY), "INGEST_LISTEN": f"0.0.0.0:{GRPC_PORT}",
+               "PRODUCER_DELIVERY_TIMEOUT_MS": str(s.producer_delivery_timeout_ms),
+               "PRODUCER_REQUEST_TIMEOUT_MS": str(s.producer_request_timeout_ms)}
+        tc = _Container(self.images["pipeline"]).with_kwargs(
+            labels=self.labels("ingest", **{LABEL_DEPLOYMENT: dep.name}))
+        tc.with_envs(**env).with_command(["python", "-m", "refpipe.ingest"])
+        return tc
+
+    def _projector(self, dep: Deployment, j: int) -> _Container:
+        s = self.settings
+        env = {**self._service_env(dep),
+               "KAFKA_BOOTSTRAP": ",".join(f"toxiproxy:{PROJECTOR_KAFKA_PROXY + i}" for i in BROKERS),
+               "KAFKA_GROUP": dep.group, "PG_DSN": self._pg_dsn(PROJECTOR_PG_PROXY),
+               "PROJECTOR_ID": f"projector-{j}",
+               "CONSUMER_SESSION_TIMEOUT_MS": str(s.projector_session_timeout_ms)}
+        tc = _Container(self.images["pipeline"]).with_kwargs(
+            labels=self.labels("projector", **{LABEL_DEPLOYMENT: dep.name}))
+        tc.with_envs(**env).with_command(["python", "-m", "refpipe.projector"])
+        return tc
+
+    def create_topic(self, topic: str) -> None:
+        futures = self.admin().create_topics(
+            [NewTopic(topic, num_partitions=self.settings.topic_partitions, replication_factor=3,
+                      config={"min.insync.replicas": "2", "unclean.leader.election.enable": "false"})],
+            operation_timeout=30, request_timeout=30)
+        futures[topic].result(timeout=self.settings.env_start_timeout_s)
+        wait_until(lambda: self._topic_has_leaders(topic), self.settings.env_start_timeout_s,
+                   f"leaders for every partition of {topic}", self.settings.poll_interval_s)
+
+    def _topic_has_leaders(self, topic: str) -> bool:
+        md = self.admin().list_topics(topic, timeout=3).topics.get(topic)
+        return bool(md and not md.error and len(md.partitions) == self.settings.topic_partitions
+                    and all(p.leader >= 0 for p in md.partitions.values()))
+
+    def _ingest_serving(self) -> bool:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        with grpc.insecure_channel(self.endpoints.grpc) as ch:
+            resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+        return resp.status == health_pb2.HealthCheckResponse.SERVING
+
+    def _group_members(self, group: str) -> int:
+        fut = self.admin().describe_consumer_groups([group], request_timeout=5)[group]
+        desc = fut.result(timeout=10)
+        return sum(1 for m in desc.members if m.assignment and m.assignment.topic_partitions)
+
+    # -- Kafka metadata helpers used by faults ---------------------------------------------------------
+
+    def partition_leader(self, topic: str, partition: int) -> int:
+        md = self.admin().list_topics(topic, timeout=5)
+        return int(md.topics[topic].partitions[partition].leader)
+
+    def partition_isr(self, topic: str, partition: int) -> list[int]:
+        md = self.admin().list_topics(topic, timeout=5)
+        return list(md.topics[topic].partitions[partition].isrs)
+
+    def describe(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "images": self.images.refs, "image_source": self.images.source,
+                "ports": self.ports, "start_s": self.started_s}
+
+
+KAFKA_LOG4J = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.clients.name = org.apache.kafka.clients
+logger.clients.level = WARN
+"""
+
+
+@contextlib.contextmanager
+def environment(settings: Settings, images: ImageSet) -> Iterator[Environment]:
+    env = Environment(settings, images)
+    with env:
+        yield env

@@ -1,0 +1,402 @@
+"""The image contract, the official references, and the air-gapped builder.
+
+The environment (``chaos.env``) depends on a small written contract per image, not on a vendor's
+entrypoint. Two sources satisfy each contract:
+
+* ``official``: pinned public images (pulled from their registries), plus the pipeline image built
+  from the official Python image;
+* ``local``: the same images built on this machine with no registry at all: a Debian base made with
+  debootstrap and ``docker import``; Kafka's jars from Maven Central, Toxiproxy compiled from the Go
+  module proxy and Python wheels from PyPI, all fetched on the host and copied in (HTTPS from inside a
+  build container is not trusted on these machines).
+
+``auto`` (the default) uses the local images when they are built, the official ones when they are
+present or a registry answers, and otherwise builds the local ones. Local images are tagged with the
+contract version and a hash of everything that went into them, so the builder does nothing when they are
+present and current.
+
+Contracts (what ``chaos.env`` relies on; a user's own images must meet the same):
+
+kafka
+    ``sh`` and ``java`` (17+) on PATH; the broker's jars in ``/opt/kafka/libs``. The environment writes
+    ``server.properties`` itself and starts ``kafka.tools.StorageTool format`` then ``kafka.Kafka``.
+    Ready when the broker is registered with the quorum (seen through the admin API).
+postgres
+    Honours ``POSTGRES_USER``, ``POSTGRES_PASSWORD``, ``POSTGRES_DB`` on first start; command
+    ``postgres [-c name=value ...]``; listens on 5432. Ready when a real connection succeeds.
+toxiproxy
+    Entrypoint is the Toxiproxy 2.x server; argument ``-host=0.0.0.0``; API on 8474.
+    Ready when ``GET /version`` answers.
+pipeline
+    ``python`` on PATH; ``python -m refpipe.ingest`` and ``python -m refpipe.projector`` run the
+    services configured by the environment variables in ``system_under_test/README.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from chaos.config import Settings
+
+CONTRACT_VERSION = "1"
+KAFKA_VERSION = "4.1.1"
+LOG4J_VERSION = "2.24.3"
+TOXIPROXY_VERSION = "2.12.0"
+DEBIAN_SUITE = "bookworm"
+LABEL = "org.pipeline-chaos.contract"
+
+ROLES = ("kafka", "postgres", "toxiproxy", "pipeline")
+OFFICIAL = {
+    "kafka": f"apache/kafka:{KAFKA_VERSION}",
+    "postgres": "postgres:15.14-bookworm",
+    "toxiproxy": f"ghcr.io/shopify/toxiproxy:{TOXIPROXY_VERSION}",
+}
+RECIPES = Path(__file__).parent / "recipes"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SUT_DIR = REPO_ROOT / "system_under_test"
+
+
+class ImageError(RuntimeError):
+    """An image is missing or cannot be built; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    source: str
+    refs: dict[str, str]
+
+    def __getitem__(self, role: str) -> str:
+        return self.refs[role]
+
+
+# --------------------------------------------------------------------------------------------------
+# Tags
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(hashlib.sha256(p).digest())
+    return h.hexdigest()[:10]
+
+
+def _files_digest(root: Path, patterns: tuple[str, ...]) -> bytes:
+    chunks: list[bytes] = []
+    for pattern in patterns:
+        for path in sorted(root.glob(pattern)):
+            if path.is_file() and "__pycache__" not in path.parts:
+                chunks.append(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return b"\0".join(chunks)
+
+
+def _recipe(name: str) -> bytes:
+    return (RECIPES / name).read_bytes()
+
+
+def base_tag() -> str:
+    return f"pipeline-chaos/base:{DEBIAN_SUITE}-c{CONTRACT_VERSION}"
+
+
+def local_tags() -> dict[str, str]:
+    """Tags of the local images for this contract; they change whenever an input changes."""
+    c = CONTRACT_VERSION
+    kafka = _digest(_recipe("kafka.local.Dockerfile"), _recipe("kafka-pom.xml"), KAFKA_VERSION.encode())
+    pg = _digest(_recipe("postgres.local.Dockerfile"), _recipe("postgres-entrypoint.sh"))
+    toxi = _digest(_recipe("toxiproxy.local.Dockerfile"), TOXIPROXY_VERSION.encode())
+    pipe = _digest(_recipe("pipeline.local.Dockerfile"), _pipeline_inputs())
+    return {
+        "kafka": f"pipeline-chaos/kafka:{KAFKA_VERSION}-c{c}-{kafka}",
+        "postgres": f"pipeline-chaos/postgres:15-c{c}-{pg}",
+        "toxiproxy": f"pipeline-chaos/toxiproxy:{TOXIPROXY_VERSION}-c{c}-{toxi}",
+        "pipeline": f"pipeline-chaos/pipeline:c{c}-{pipe}",
+    }
+
+
+def official_tags() -> dict[str, str]:
+    pipe = _digest(_recipe("pipeline.official.Dockerfile"), _pipeline_inputs())
+    return {**OFFICIAL, "pipeline": f"pipeline-chaos/pipeline-official:c{CONTRACT_VERSION}-{pipe}"}
+
+
+def _pipeline_inputs() -> bytes:
+    return _files_digest(SUT_DIR, ("requirements*.txt", "proto/*.proto", "refpipe/*.py"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Engine helpers (CLI: the builder streams long outputs to log files)
+
+
+def _run(cmd: list[str], *, log: Path | None = None, timeout: float, cwd: Path | None = None,
+         env: dict[str, str] | None = None) -> None:
+    started = time.monotonic()
+    out = log.open("ab") if log else subprocess.DEVNULL
+    try:
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, cwd=cwd,
+                              env={**os.environ, **env} if env else None, check=False)
+    except subprocess.TimeoutExpired:
+        raise ImageError(f"`{' '.join(cmd[:3])} ...` did not finish within {timeout:.0f} s") from None
+    finally:
+        if log:
+            out.close()  # type: ignore[union-attr]
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace")[-3000:] if log else ""
+        raise ImageError(
+            f"`{' '.join(cmd[:4])} ...` failed with exit code {proc.returncode} after "
+            f"{time.monotonic() - started:.0f} s" + (f"; last output ({log}):\n{tail}" if log else "")
+        )
+
+
+def image_present(ref: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", ref], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, timeout=60, check=False).returncode == 0
+
+
+def _try_pull(ref: str, timeout: float) -> bool:
+    try:
+        return subprocess.run(["docker", "pull", "-q", ref], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=timeout, check=False).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+# --------------------------------------------------------------------------------------------------
+# Resolution
+
+
+def resolve(settings: Settings, *, build: bool = False, log: Callable[[str], None] = print) -> ImageSet:
+    """Decide which images this run uses; build or pull them only when ``build`` is true.
+
+    Without ``build`` a missing image raises ImageError with the command that gets it.
+    """
+    overrides = {
+        role: ref for role, ref in {
+            "kafka": settings.image_kafka, "postgres": settings.image_postgres,
+            "toxiproxy": settings.image_toxiproxy, "pipeline": settings.image_pipeline,
+        }.items() if ref
+    }
+    source = settings.image_source
+    local, official = local_tags(), official_tags()
+    if source == "auto":
+        if all(image_present(r) for r in local.values()):
+            source = "local"
+        elif all(image_present(r) for r in official.values()):
+            source = "official"
+        elif build and _try_pull(OFFICIAL["toxiproxy"], settings.registry_probe_timeout_s):
+            source = "official"
+        else:
+            source = "local"
+    refs = {**(local if source == "local" else official), **overrides}
+    missing = [role for role in ROLES if role not in overrides and not image_present(refs[role])]
+    if missing:
+        if not build:
+            raise ImageError(
+                f"missing {source} image(s): {', '.join(refs[r] for r in missing)}. "
+                f"Build or pull them with `make images` (or `uv run python -m chaos.images ensure`), "
+                f"or point CHAOS_IMAGE_<ROLE> at images you have."
+            )
+        if source == "local":
+            LocalBuilder(settings, log=log).build(missing)
+        else:
+            _pull_official(settings, refs, missing, log)
+    absent = [role for role in overrides if not image_present(overrides[role])]
+    if absent:
+        raise ImageError(
+            "image(s) set by CHAOS_IMAGE_<ROLE> are not present in the engine: "
+            + ", ".join(f"{r}={overrides[r]}" for r in absent)
+            + ". Load or build them first (docker load / docker build)."
+        )
+    return ImageSet(source=source, refs=refs)
+
+
+def _pull_official(settings: Settings, refs: dict[str, str], missing: list[str],
+                   log: Callable[[str], None]) -> None:
+    for role in missing:
+        if role == "pipeline":
+            continue
+        log(f"pulling {refs[role]}")
+        if not _try_pull(refs[role], settings.build_timeout_s):
+            raise ImageError(f"could not pull {refs[role]}; use CHAOS_IMAGE_SOURCE=local to build it here")
+    if "pipeline" in missing:
+        builder = LocalBuilder(settings, log=log)
+        builder.build_pipeline(refs["pipeline"], dockerfile="pipeline.official.Dockerfile", base=None)
+
+
+# --------------------------------------------------------------------------------------------------
+# The air-gapped builder
+
+
+class LocalBuilder:
+    """Builds the local images. Each step is skipped when its output is present."""
+
+    def __init__(self, settings: Settings, log: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.cache = settings.cache_dir
+        self.logs = self.cache / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        self.timeout = settings.build_timeout_s
+
+    # -- artefacts fetched on the host ----------------------------------------------------------
+
+    def base(self) -> str:
+        tag = base_tag()
+        if image_present(tag):
+            return tag
+        for tool in ("debootstrap",):
+            if shutil.which(tool) is None:
+                raise ImageError(f"{tool} is missing: `apt-get install -y {tool}` (the set-up script does it)")
+        self.log(f"making the Debian {DEBIAN_SUITE} base with debootstrap")
+        with tempfile.TemporaryDirectory(prefix="chaos-rootfs-") as tmp:
+            root = Path(tmp) / "rootfs"
+            _run(["debootstrap", "--variant=minbase", DEBIAN_SUITE, str(root)],
+                 log=self.logs / "debootstrap.log", timeout=self.timeout)
+            for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+                for p in (root / junk).glob("*"):
+                    if p.is_file():
+                        p.unlink()
+            tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+            try:
+                imp = subprocess.run(["docker", "import", "--change", f"LABEL {LABEL}={CONTRACT_VERSION}",
+                                      "-", tag], stdin=tar.stdout, stdout=subprocess.DEVNULL,
+                                     timeout=self.timeout, check=False)
+            finally:
+                if tar.stdout:
+                    tar.stdout.close()
+                tar.wait(timeout=self.timeout)
+            if imp.returncode != 0 or tar.returncode != 0:
+                raise ImageError("docker import of the debootstrap root failed")
+        return tag
+
+    def kafka_libs(self) -> Path:
+        out = self.cache / f"kafka-{KAFKA_VERSION}" / "libs"
+        if (out / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+            return out
+        if shutil.which("mvn") is None:
+            raise ImageError("mvn is missing: `apt-get install -y maven` to fetch Kafka's jars")
+        self.log(f"fetching Kafka {KAFKA_VERSION} jars from Maven Central")
+        work = out.parent / "pom"
+        work.mkdir(parents=True, exist_ok=True)
+        pom = _recipe("kafka-pom.xml").decode().replace("@KAFKA_VERSION@", KAFKA_VERSION)
+        (work / "pom.xml").write_text(pom.replace("@LOG4J_VERSION@", LOG4J_VERSION))
+        tmp_out = out.parent / "libs.tmp"
+        shutil.rmtree(tmp_out, ignore_errors=True)
+        _run(["mvn", "-q", "-B", "dependency:copy-dependencies", "-DincludeScope=runtime",
+              f"-DoutputDirectory={tmp_out}"], cwd=work, log=self.logs / "maven.log", timeout=self.timeout)
+        tmp_out.rename(out)
+        return out
+
+    def toxiproxy_binary(self) -> Path:
+        out = self.cache / f"toxiproxy-{TOXIPROXY_VERSION}" / "toxiproxy"
+        if out.exists():
+            return out
+        if shutil.which("go") is None:
+            raise ImageError("go is missing: `apt-get install -y golang` to build Toxiproxy")
+        self.log(f"building Toxiproxy {TOXIPROXY_VERSION} from the Go module proxy")
+        gobin = out.parent / "bin"
+        _run(["go", "install", f"github.com/Shopify/toxiproxy/v2/cmd/server@v{TOXIPROXY_VERSION}"],
+             log=self.logs / "go.log", timeout=self.timeout, cwd=self.cache,
+             env={"GOBIN": str(gobin), "CGO_ENABLED": "0"})
+        (gobin / "server").rename(out)
+        return out
+
+    def wheelhouse(self) -> Path:
+        req = (SUT_DIR / "requirements.txt").read_bytes()
+        out = self.cache / f"wheels-{_digest(req)}"
+        if (out / "requirements.txt").exists():
+            return out
+        self.log("downloading the pipeline's wheels from PyPI")
+        tmp = out.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        _run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:",
+              "--python-version", "3.11", "--platform", "manylinux2014_x86_64", "--platform",
+              "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64", "--implementation", "cp",
+              "-r", str(SUT_DIR / "requirements.txt"), "-d", str(tmp)],
+             log=self.logs / "pip.log", timeout=self.timeout)
+        (tmp / "requirements.txt").write_bytes(req)
+        tmp.rename(out)
+        return out
+
+    def stubs(self, dest: Path) -> None:
+        """Generate the gRPC stubs into ``dest`` (never committed)."""
+        dest.mkdir(parents=True, exist_ok=True)
+        _run([sys.executable, "-m", "grpc_tools.protoc", f"-I{SUT_DIR / 'proto'}", f"--python_out={dest}",
+              f"--grpc_python_out={dest}", str(SUT_DIR / "proto" / "pipeline.proto")],
+             log=self.logs / "protoc.log", timeout=120)
+
+    # -- images ------------------------------------------------------------------------------------
+
+    def _docker_build(self, tag: str, dockerfile: str, context: Path, base: str | None) -> None:
+        shutil.copy(RECIPES / dockerfile, context / "Dockerfile")
+        cmd = ["docker", "build", "-q", "--label", f"{LABEL}={CONTRACT_VERSION}", "-t", tag]
+        if base:
+            cmd += ["--build-arg", f"BASE={base}"]
+        started = time.monotonic()
+        _run([*cmd, str(context)], log=self.logs / f"build-{tag.split('/')[-1].split(':')[0]}.log",
+             timeout=self.timeout)
+        self.log(f"built {tag} in {time.monotonic() - started:.0f} s")
+
+    def build_kafka(self, tag: str, base: str) -> None:
+        libs = self.kafka_libs()
+        with tempfile.TemporaryDirectory(prefix="chaos-kafka-") as tmp:
+            shutil.copytree(libs, Path(tmp) / "libs")
+            self._docker_build(tag, "kafka.local.Dockerfile", Path(tmp), base)
+
+    def build_postgres(self, tag: str, base: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="chaos-pg-") as tmp:
+            shutil.copy(RECIPES / "postgres-entrypoint.sh", Path(tmp) / "postgres-entrypoint.sh")
+            self._docker_build(tag, "postgres.local.Dockerfile", Path(tmp), base)
+
+    def build_toxiproxy(self, tag: str, base: str) -> None:
+        binary = self.toxiproxy_binary()
+        with tempfile.TemporaryDirectory(prefix="chaos-toxi-") as tmp:
+            shutil.copy(binary, Path(tmp) / "toxiproxy")
+            self._docker_build(tag, "toxiproxy.local.Dockerfile", Path(tmp), base)
+
+    def build_pipeline(self, tag: str, dockerfile: str = "pipeline.local.Dockerfile",
+                       base: str | None = None) -> None:
+        wheels = self.wheelhouse()
+        with tempfile.TemporaryDirectory(prefix="chaos-pipeline-") as tmp:
+            ctx = Path(tmp)
+            shutil.copytree(wheels, ctx / "wheels")
+            shutil.copytree(SUT_DIR / "refpipe", ctx / "app" / "refpipe",
+                            ignore=shutil.ignore_patterns("__pycache__"))
+            self.stubs(ctx / "app" / "gen")
+            self._docker_build(tag, dockerfile, ctx, base)
+
+    def build(self, roles: list[str] | None = None) -> dict[str, str]:
+        tags = local_tags()
+        todo = [r for r in (roles or list(ROLES)) if not image_present(tags[r])]
+        if not todo:
+            return tags
+        started = time.monotonic()
+        self.log(f"building local images: {', '.join(todo)} (logs in {self.logs})")
+        steps: dict[str, Callable[[str, str], None]] = {
+            "kafka": self.build_kafka, "postgres": self.build_postgres,
+            "toxiproxy": self.build_toxiproxy, "pipeline": self.build_pipeline,
+        }
+        # Host-side downloads overlap with debootstrap; the image builds then run side by side.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            prefetch = []
+            if "kafka" in todo:
+                prefetch.append(pool.submit(self.kafka_libs))
+            if "toxiproxy" in todo:
+                prefetch.append(pool.submit(self.toxiproxy_binary))
+            if "pipeline" in todo:
+                prefetch.append(pool.submit(self.wheelhouse))
+            base = self.base()
+            for f in prefetch:
+                f.result()
+            for f in [pool.submit(steps[r], tags[r], base) for r in todo]:
+                f.result()
+        self.log(f"local images ready in {time.monotonic() - started:.0f} s")
+        return tags
