@@ -372,7 +372,7 @@ class Environment:
             'CP="/opt/kafka/libs/*"; LOG="-Dlog4j2.configurationFile=/tmp/log4j2.properties"; '
             'java -Xmx96m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC $LOG -cp "$CP" kafka.tools.StorageTool '
             'format -t "$KAFKA_CLUSTER_ID" -c /tmp/server.properties --ignore-formatted >/dev/null && '
-            f'exec java -Xms{heap} -Xmx{heap} -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError '
+            f'exec java -Xms{heap} -Xmx{heap} -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:+ExitOnOutOfMemoryError '
             '-Djava.awt.headless=true $LOG -cp "$CP" kafka.Kafka /tmp/server.properties'
         )
         return (_Container(self.images["kafka"]).with_kwargs(labels=self.labels("kafka", broker=str(i)))
@@ -531,6 +531,29 @@ class Environment:
         fut = self.admin().describe_consumer_groups([group], request_timeout=5)[group]
         desc = fut.result(timeout=10)
         return sum(1 for m in desc.members if m.assignment and m.assignment.topic_partitions)
+
+    def wait_recovered(self) -> None:
+        """After a heal: every node running, all brokers registered, the topic fully replicated again."""
+        s = self.settings
+
+        def nodes_running() -> bool:
+            for name in self.node_names():
+                c = self.container(name)
+                if c.status != "running":
+                    return False
+            return True
+
+        wait_until(nodes_running, s.env_start_timeout_s, "every node to run again", s.poll_interval_s)
+        wait_until(self._kafka_ready, s.env_start_timeout_s, "all brokers to register again", s.poll_interval_s)
+        if self.deployment is not None:
+            topic = self.deployment.topic
+
+            def replicated() -> bool:
+                md = self.admin().list_topics(topic, timeout=3).topics[topic]
+                return all(len(p.isrs) == len(BROKERS) and p.leader >= 0 for p in md.partitions.values())
+
+            wait_until(replicated, s.env_start_timeout_s, f"every partition of {topic} back to a full ISR",
+                       s.poll_interval_s)
 
     # -- Kafka metadata helpers used by faults ---------------------------------------------------------
 

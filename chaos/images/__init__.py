@@ -382,7 +382,8 @@ class LocalBuilder:
         self.log(f"building local images: {', '.join(todo)} (logs in {self.logs})")
         steps: dict[str, Callable[[str, str], None]] = {
             "kafka": self.build_kafka, "postgres": self.build_postgres,
-            "toxiproxy": self.build_toxiproxy, "pipeline": self.build_pipeline,
+            "toxiproxy": self.build_toxiproxy,
+            "pipeline": lambda tag, base: self.build_pipeline(tag, "pipeline.local.Dockerfile", base),
         }
         # Host-side downloads overlap with debootstrap; the image builds then run side by side.
         with ThreadPoolExecutor(max_workers=4) as pool:

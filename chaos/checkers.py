@@ -1,0 +1,990 @@
+"""Pure checkers: compare a :class:`~chaos.history.History` with ground truth.
+
+Ground truth is read (elsewhere) from the system under test after the run:
+
+* :class:`AppliedRow` -- one row per *application* of an event's side effect,
+  from the projector's append-only effects table.  ``position`` is the table's
+  serial id: a global, strictly increasing application order.  An event that
+  was applied twice appears twice.
+* :class:`KafkaRecord` -- every record in the topic.
+* :class:`KeyState` -- the projector's aggregate per key.
+
+Every checker is a pure function returning a :class:`Verdict` whose ``counts``
+are populated whether it passes or not, with at most :data:`MAX_EXAMPLES`
+concrete examples of what went wrong.  The semantics of the outcomes:
+
+* ``ok``: acknowledged, must be applied exactly once;
+* ``fail``: definitely not applied, must never be applied;
+* ``unknown``: may be applied once or not at all, never twice.
+
+All checkers run in (amortised) O(n log n); :func:`check_all` shares its
+indexes between the checkers, so it costs little more than one of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from operator import attrgetter
+from typing import Any, TypeVar
+
+from chaos.history import History, Op, Outcome
+
+__all__ = [
+    "MAX_EXAMPLES",
+    "AppliedRow",
+    "Budget",
+    "KafkaRecord",
+    "KeyState",
+    "PhaseStats",
+    "Verdict",
+    "assert_verdicts",
+    "check_all",
+    "check_availability",
+    "check_conservation",
+    "check_convergence",
+    "check_duplicates",
+    "check_lost",
+    "check_order",
+    "check_phantoms",
+    "check_unknowns",
+    "format_verdicts",
+    "phase_stats",
+]
+
+MAX_EXAMPLES = 5
+_MAX_POSITIONS = 10  # positions listed per example
+
+_OK = Outcome.OK
+_FAIL = Outcome.FAIL
+_UNKNOWN = Outcome.UNKNOWN
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- ground truth
+
+
+@dataclass(slots=True, frozen=True)
+class AppliedRow:
+    """One application of an event's side effect (a row of the effects table)."""
+
+    event_id: str
+    key: str
+    seq: int
+    amount: int
+    position: int
+
+
+@dataclass(slots=True, frozen=True)
+class KafkaRecord:
+    """One record in the topic."""
+
+    event_id: str
+    key: str
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True, frozen=True)
+class KeyState:
+    """The projector's aggregate for one key."""
+
+    key: str
+    total: int
+    event_count: int
+    version: int
+    last_seq: int
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+@dataclass
+class Verdict:
+    """The result of one checker."""
+
+    name: str
+    ok: bool
+    counts: dict[str, int | float] = field(default_factory=dict)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "message": self.message,
+            "counts": dict(self.counts),
+            "examples": [dict(e) for e in self.examples],
+        }
+
+    def format(self) -> str:
+        lines = [f"[{'PASS' if self.ok else 'FAIL'}] {self.name}: {self.message}"]
+        if self.counts:
+            lines.append("    counts: " + "  ".join(f"{k}={_fmt(v)}" for k, v in self.counts.items()))
+        for ex in self.examples:
+            lines.append("    e.g. " + " ".join(f"{k}={_fmt(v)}" for k, v in ex.items()))
+        return "\n".join(lines)
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, dict):
+        return "(" + " ".join(f"{k}={_fmt(x)}" for k, x in v.items()) + ")"
+    if isinstance(v, list | tuple):
+        return "[" + ",".join(_fmt(x) for x in v) + "]"
+    if isinstance(v, str) and (not v or any(c.isspace() for c in v)):
+        return json.dumps(v)
+    return str(v)
+
+
+def format_verdicts(verdicts: Iterable[Verdict]) -> str:
+    """A readable multi-line report of several verdicts."""
+    vs = list(verdicts)
+    failed = sum(1 for v in vs if not v.ok)
+    head = f"{len(vs)} checks: {len(vs) - failed} passed, {failed} failed"
+    return "\n".join([head, *(v.format() for v in vs)])
+
+
+def assert_verdicts(verdicts: Iterable[Verdict]) -> None:
+    """Raise AssertionError listing the failed verdicts, if any (for pytest)."""
+    failed = [v for v in verdicts if not v.ok]
+    if failed:
+        raise AssertionError(format_verdicts(failed))
+
+
+def _pick(*groups: Sequence[T]) -> list[T]:
+    """Up to MAX_EXAMPLES items, taken round-robin so every group is represented."""
+    out: list[T] = []
+    i = 0
+    while len(out) < MAX_EXAMPLES and any(i < len(g) for g in groups):
+        for g in groups:
+            if i < len(g) and len(out) < MAX_EXAMPLES:
+                out.append(g[i])
+        i += 1
+    return out
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+# --------------------------------------------------------------------------- shared indexes
+
+_INF = 1 << 62  # later than any microsecond timestamp
+
+
+@dataclass(slots=True)
+class _Joined:
+    """What one pass over the distinct applications, joined with the history, yields."""
+
+    ops_checked: int  # distinct applied events the history issued
+    acked_applied: int  # of those, how many were acknowledged
+    order_keys: int  # keys with at least one applied op
+    order_bad: list[tuple[Op, int]]  # (op, its first position) applied too early, see check_order
+    total: dict[str, int]  # row key -> sum of amounts over distinct applied events
+    count: dict[str, int]  # row key -> number of distinct applied events
+    payload_bad: list[tuple[AppliedRow, Op]]  # rows whose key/seq/amount differ from the op
+    phantom_rows: list[AppliedRow]  # first applications of ids the history never issued
+
+
+def _join(
+    rows_desc: Iterable[AppliedRow],
+    issued: dict[str, Op],
+    first: dict[str, AppliedRow] | None,
+    check_sorted: bool,
+) -> _Joined | None:
+    """The single hot loop behind order, conservation (and, in check_all, lost and phantoms).
+
+    ``rows_desc`` must be in strictly decreasing position order; with
+    ``check_sorted`` the function returns None as soon as it is not.  ``first`` is
+    passed only when some event was applied more than once, to skip the repeats.
+
+    Order: walking applications from the last to the first, keep per key the
+    earliest completion time of the acknowledged ops seen so far (all applied
+    later).  An op sent after that time was applied before an op acknowledged
+    before it was sent: a real-time order violation.  O(n) once sorted.
+    """
+    ok = _OK
+    get = issued.get
+    min_end: dict[str, int] = {}
+    setdefault = min_end.setdefault
+    total: dict[str, int] = defaultdict(int)
+    count: dict[str, int] = defaultdict(int)
+    bad: list[tuple[Op, int]] = []
+    payload_bad: list[tuple[AppliedRow, Op]] = []
+    phantoms: list[AppliedRow] = []
+    acked_applied = 0
+    prev = _INF
+    for r in rows_desc:
+        pos = r.position
+        if check_sorted:
+            if pos >= prev:
+                return None
+            prev = pos
+        eid = r.event_id
+        if first is not None and first[eid] is not r:
+            continue  # a repeated application: only the first one counts here
+        rkey = r.key
+        amount = r.amount
+        total[rkey] += amount
+        count[rkey] += 1
+        op = get(eid)
+        if op is None:
+            phantoms.append(r)
+            continue
+        key = op.key
+        if key != rkey or op.amount != amount or op.seq != r.seq:
+            payload_bad.append((r, op))
+        m = setdefault(key, _INF)
+        if m < op.start_us:
+            bad.append((op, pos))
+        if op.outcome == ok:
+            acked_applied += 1
+            end = op.end_us
+            if end is not None and end < m:
+                min_end[key] = end
+    n_distinct = sum(count.values())
+    return _Joined(
+        ops_checked=n_distinct - len(phantoms),
+        acked_applied=acked_applied,
+        order_keys=len(min_end),
+        order_bad=bad,
+        total=total,
+        count=count,
+        payload_bad=payload_bad,
+        phantom_rows=phantoms,
+    )
+
+
+class _Ctx:
+    """Indexes over the inputs, built lazily and shared by the checkers in check_all."""
+
+    def __init__(
+        self,
+        history: History,
+        applied: Iterable[AppliedRow] = (),
+        kafka: Iterable[KafkaRecord] = (),
+    ) -> None:
+        self.history = history
+        self.ops = history.ops
+        self.rows: Sequence[AppliedRow] = applied if isinstance(applied, list | tuple) else list(applied)
+        self.kafka: Sequence[KafkaRecord] = kafka if isinstance(kafka, list | tuple) else list(kafka)
+
+    def cached(self, name: str) -> bool:
+        """Whether the cached property ``name`` has been computed already."""
+        return name in self.__dict__
+
+    @cached_property
+    def first(self) -> dict[str, AppliedRow]:
+        """event id -> its first application (lowest position)."""
+        rows = self.rows
+        first = {r.event_id: r for r in rows}
+        if len(first) != len(rows):
+            for eid, lst in self.multi.items():
+                first[eid] = lst[0]
+        return first
+
+    @cached_property
+    def multi(self) -> dict[str, list[AppliedRow]]:
+        """event id -> all its applications by position, only for ids applied more than once.
+
+        Costs a pass over the rows: use :meth:`repeats` unless some id was applied twice."""
+        seen: set[str] = set()
+        dup: set[str] = set()
+        for r in self.rows:
+            eid = r.event_id
+            if eid in seen:
+                dup.add(eid)
+            else:
+                seen.add(eid)
+        multi: dict[str, list[AppliedRow]] = {eid: [] for eid in dup}
+        for r in self.rows:
+            lst = multi.get(r.event_id)
+            if lst is not None:
+                lst.append(r)
+        for lst in multi.values():
+            lst.sort(key=attrgetter("position"))
+        return multi
+
+    @property
+    def has_repeats(self) -> bool:
+        return len(self.first) != len(self.rows)
+
+    def repeats(self) -> dict[str, list[AppliedRow]]:
+        """Like ``multi`` but free when no event was applied twice (the usual case)."""
+        return self.multi if self.has_repeats else {}
+
+    def times_applied(self, eid: str) -> int:
+        if eid not in self.first:
+            return 0
+        lst = self.repeats().get(eid)
+        return len(lst) if lst is not None else 1
+
+    def positions(self, eid: str) -> list[int]:
+        lst = self.repeats().get(eid)
+        if lst is not None:
+            return [r.position for r in lst[:_MAX_POSITIONS]]
+        row = self.first.get(eid)
+        return [] if row is None else [row.position]
+
+    def kafka_hits(self, ids: Iterable[str]) -> dict[str, KafkaRecord]:
+        """event id -> the first Kafka record carrying it, for the given ids only."""
+        wanted = set(ids)
+        if not wanted:
+            return {}
+        return {r.event_id: r for r in reversed(self.kafka) if r.event_id in wanted}
+
+    @cached_property
+    def issued(self) -> dict[str, Op]:
+        """event id -> the op that issued it."""
+        return {op.id: op for op in self.ops}
+
+    @cached_property
+    def reissued(self) -> dict[str, int]:
+        """ids the history issued more than once -> how often."""
+        if len(self.issued) == len(self.ops):
+            return {}
+        counts: dict[str, int] = defaultdict(int)
+        for op in self.ops:
+            counts[op.id] += 1
+        return {eid: n for eid, n in counts.items() if n > 1}
+
+    @cached_property
+    def joined(self) -> _Joined:
+        first = self.first if self.has_repeats else None
+        j = _join(reversed(self.rows), self.issued, first, check_sorted=True)
+        if j is None:  # rows not given in position order
+            rows_desc = sorted(self.rows, key=attrgetter("position"), reverse=True)
+            j = _join(rows_desc, self.issued, first, check_sorted=False)
+        assert j is not None
+        return j
+
+
+# --------------------------------------------------------------------------- 1. lost
+
+
+def check_lost(history: History, applied: Iterable[AppliedRow], kafka: Iterable[KafkaRecord]) -> Verdict:
+    """Acknowledged ops that were never applied, split by whether they reached Kafka.
+
+    Ops with an unknown outcome are never counted as lost.
+    """
+    return _check_lost(_Ctx(history, applied, kafka))
+
+
+def _check_lost(ctx: _Ctx) -> Verdict:
+    ok = _OK
+    acked = [op for op in ctx.ops if op.outcome == ok]
+    if ctx.cached("joined") and not ctx.reissued and ctx.joined.acked_applied == len(acked):
+        lost: list[Op] = []  # every acknowledged op was met while joining the applications
+    else:
+        first = ctx.first
+        lost = [op for op in acked if op.id not in first]
+    kafka = ctx.kafka_hits(op.id for op in lost)
+    never = [op for op in lost if op.id not in kafka]
+    in_kafka = [op for op in lost if op.id in kafka]
+
+    def ex(op: Op, kind: str) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": kind, "id": op.id, "key": op.key, "seq": op.seq, "phase": op.phase}
+        rec = kafka.get(op.id)
+        if rec is not None:
+            d["partition"], d["offset"] = rec.partition, rec.offset
+        elif op.partition is not None:
+            d["acked_partition"], d["acked_offset"] = op.partition, op.offset
+        return d
+
+    examples = _pick(
+        [ex(op, "never_in_kafka") for op in never[:MAX_EXAMPLES]],
+        [ex(op, "in_kafka_not_in_db") for op in in_kafka[:MAX_EXAMPLES]],
+    )
+    counts: dict[str, int | float] = {
+        "acknowledged": len(acked),
+        "lost": len(lost),
+        "never_in_kafka": len(never),
+        "in_kafka_not_in_db": len(in_kafka),
+    }
+    if lost:
+        msg = (
+            f"{_plural(len(lost), 'acknowledged event')} lost: {len(never)} never reached Kafka, "
+            f"{len(in_kafka)} in Kafka but not in Postgres"
+        )
+    else:
+        msg = f"all {_plural(len(acked), 'acknowledged event')} applied"
+    return Verdict("lost", not lost, counts, examples, msg)
+
+
+# --------------------------------------------------------------------------- 2. duplicates
+
+
+def check_duplicates(history: History, applied: Iterable[AppliedRow]) -> Verdict:
+    """Events whose side effect was applied more than once (whatever their outcome)."""
+    return _check_duplicates(_Ctx(history, applied))
+
+
+def _check_duplicates(ctx: _Ctx) -> Verdict:
+    multi = ctx.repeats()
+    extra = sum(len(v) - 1 for v in multi.values())
+    examples: list[dict[str, Any]] = []
+    for eid, rows in list(multi.items())[:MAX_EXAMPLES]:
+        op = ctx.issued.get(eid)
+        examples.append(
+            {
+                "id": eid,
+                "key": rows[0].key,
+                "seq": rows[0].seq,
+                "times": len(rows),
+                "positions": [r.position for r in rows[:_MAX_POSITIONS]],
+                "outcome": str(op.outcome) if op is not None else "never issued",
+            }
+        )
+    counts: dict[str, int | float] = {
+        "applications": len(ctx.rows),
+        "distinct_events": len(ctx.first),
+        "duplicated_events": len(multi),
+        "extra_applications": extra,
+    }
+    if multi:
+        msg = f"{_plural(len(multi), 'event')} applied more than once ({_plural(extra, 'extra application')})"
+    else:
+        msg = f"no event applied more than once ({len(ctx.rows)} applications)"
+    return Verdict("duplicates", not multi, counts, examples, msg)
+
+
+# --------------------------------------------------------------------------- 3. phantoms
+
+
+def check_phantoms(history: History, applied: Iterable[AppliedRow], kafka: Iterable[KafkaRecord]) -> Verdict:
+    """Events in Postgres or Kafka that the history never issued, and failed ops that were applied.
+
+    Also flags ids the history issued more than once: every other checker assumes
+    ids are unique, so such a history cannot be judged reliably.  Failed ops that
+    reached Kafka but were not applied are counted (``failed_in_kafka_not_applied``)
+    but are not a violation by themselves.
+    """
+    return _check_phantoms(_Ctx(history, applied, kafka))
+
+
+def _check_phantoms(ctx: _Ctx) -> Verdict:
+    issued = ctx.issued
+    first = ctx.first
+    if ctx.cached("joined"):
+        phantom_db = [r.event_id for r in ctx.joined.phantom_rows]
+    else:
+        phantom_db = [eid for eid in first if eid not in issued]
+    fail = _FAIL
+    failed = [op for op in ctx.ops if op.outcome == fail]
+    failed_ids = {op.id for op in failed}
+    odd = [r for r in ctx.kafka if r.event_id not in issued or r.event_id in failed_ids]
+    kafka = {r.event_id: r for r in reversed(odd)}  # first record per id
+    phantom_kafka = [eid for eid in kafka if eid not in issued]
+    phantom_ids = dict.fromkeys(phantom_db)
+    phantom_ids.update(dict.fromkeys(phantom_kafka))
+    failed_applied = [op for op in failed if op.id in first]
+    failed_in_kafka = [op for op in failed if op.id in kafka and op.id not in first]
+    reissued = ctx.reissued
+
+    def phantom_ex(eid: str) -> dict[str, Any]:
+        row = first.get(eid)
+        rec = kafka.get(eid)
+        key = row.key if row is not None else rec.key if rec is not None else None
+        d: dict[str, Any] = {"kind": "phantom", "id": eid, "key": key}
+        if row is not None:
+            d["seq"] = row.seq
+            d["positions"] = ctx.positions(eid)
+        if rec is not None:
+            d["partition"], d["offset"] = rec.partition, rec.offset
+        return d
+
+    def failed_ex(op: Op) -> dict[str, Any]:
+        return {
+            "kind": "failed_but_applied",
+            "id": op.id,
+            "key": op.key,
+            "seq": op.seq,
+            "error": op.error,
+            "positions": ctx.positions(op.id),
+        }
+
+    examples = _pick(
+        [phantom_ex(eid) for eid in list(phantom_ids)[:MAX_EXAMPLES]],
+        [failed_ex(op) for op in failed_applied[:MAX_EXAMPLES]],
+        [{"kind": "issued_twice", "id": eid, "times": n} for eid, n in list(reissued.items())[:MAX_EXAMPLES]],
+    )
+    counts: dict[str, int | float] = {
+        "issued": len(issued),
+        "phantom_events": len(phantom_ids),
+        "phantom_applied": len(phantom_db),
+        "phantom_in_kafka": len(phantom_kafka),
+        "failed": len(failed),
+        "failed_but_applied": len(failed_applied),
+        "failed_in_kafka_not_applied": len(failed_in_kafka),
+        "issued_twice": len(reissued),
+    }
+    problems = []
+    if phantom_ids:
+        problems.append(
+            f"{_plural(len(phantom_ids), 'phantom event')} never issued by the generator "
+            f"({len(phantom_db)} applied in Postgres, {len(phantom_kafka)} in Kafka)"
+        )
+    if failed_applied:
+        problems.append(
+            f"{_plural(len(failed_applied), 'op')} reported as failed but applied anyway "
+            f"(of {len(failed)} failed)"
+        )
+    if reissued:
+        problems.append(f"{_plural(len(reissued), 'event id')} issued more than once by the generator")
+    ok = not problems
+    msg = "; ".join(problems) if problems else f"no phantom events; none of {len(failed)} failed ops applied"
+    return Verdict("phantoms", ok, counts, examples, msg)
+
+
+# --------------------------------------------------------------------------- 4. unknowns
+
+
+def check_unknowns(history: History, applied: Iterable[AppliedRow]) -> Verdict:
+    """How many indeterminate (unknown-outcome) ops took effect; fails only if one took effect twice.
+
+    ``unknown_applied`` counts unknown ops applied at least once (including those
+    applied twice), ``unknown_applied_twice`` those applied more than once.
+    """
+    return _check_unknowns(_Ctx(history, applied))
+
+
+def _check_unknowns(ctx: _Ctx) -> Verdict:
+    unknown = _UNKNOWN
+    first = ctx.first
+    unknowns = [op for op in ctx.ops if op.outcome == unknown]
+    applied_n = sum(1 for op in unknowns if op.id in first)
+    multi = ctx.repeats()
+    twice = [op for op in unknowns if op.id in multi] if multi else []
+    examples = [
+        {
+            "id": op.id,
+            "key": op.key,
+            "seq": op.seq,
+            "times": ctx.times_applied(op.id),
+            "positions": ctx.positions(op.id),
+            "error": op.error,
+        }
+        for op in twice[:MAX_EXAMPLES]
+    ]
+    counts: dict[str, int | float] = {
+        "unknown": len(unknowns),
+        "unknown_applied": applied_n,
+        "unknown_not_applied": len(unknowns) - applied_n,
+        "unknown_applied_twice": len(twice),
+    }
+    msg = (
+        f"{_plural(len(unknowns), 'unknown op')}: {applied_n} applied, "
+        f"{len(unknowns) - applied_n} not applied"
+    )
+    if twice:
+        msg += f", {len(twice)} applied more than once"
+    return Verdict("unknowns", not twice, counts, examples, msg)
+
+
+# --------------------------------------------------------------------------- 5. order
+
+
+def check_order(history: History, applied: Iterable[AppliedRow]) -> Verdict:
+    """Per-key real-time order of applications (Jepsen-style, not naive seq order).
+
+    For ops ``a`` and ``b`` on the same key, if ``a`` was acknowledged and
+    completed before ``b`` was sent (``a.end_us < b.start_us``) and both were
+    applied, then ``a``'s first application must come before ``b``'s.
+    Concurrent ops may be applied in either order.
+
+    Walks the applications from last to first keeping, per key, the earliest
+    completion time of the acknowledged ops applied later; an op sent after it
+    violates the order.  O(n) when the rows come in position order, O(n log n)
+    otherwise.  ``violations`` counts the ops applied too early; each example
+    shows one such pair: ``earlier`` (acknowledged before ``later`` was sent)
+    and ``later`` (applied before ``earlier`` nonetheless).
+    """
+    return _check_order(_Ctx(history, applied))
+
+
+def _check_order(ctx: _Ctx) -> Verdict:
+    j = ctx.joined
+    bad = j.order_bad
+    examples: list[dict[str, Any]] = []
+    if bad:
+        shown = sorted(bad, key=lambda t: t[1])[:MAX_EXAMPLES]
+        first = ctx.first
+        ok = _OK
+        keys = {op.key for op, _ in shown}
+        witnesses = [
+            (op, first[op.id].position)
+            for op in ctx.ops
+            if op.key in keys and op.outcome == ok and op.end_us is not None and op.id in first
+        ]
+        for later, later_pos in shown:
+            # among the acknowledged ops on this key that completed before `later` was sent
+            # yet were applied after it, the one that completed first
+            earlier, earlier_pos = min(
+                (
+                    (a, p)
+                    for a, p in witnesses
+                    if a.key == later.key and a.end_us < later.start_us and p > later_pos  # type: ignore[operator]
+                ),
+                key=lambda t: t[0].end_us or 0,
+            )
+            examples.append(
+                {
+                    "key": later.key,
+                    "earlier": {
+                        "id": earlier.id,
+                        "seq": earlier.seq,
+                        "position": earlier_pos,
+                        "end_us": earlier.end_us,
+                    },
+                    "later": {
+                        "id": later.id,
+                        "seq": later.seq,
+                        "position": later_pos,
+                        "start_us": later.start_us,
+                    },
+                }
+            )
+    violating_keys = len({op.key for op, _ in bad})
+    counts: dict[str, int | float] = {
+        "keys": j.order_keys,
+        "ops_checked": j.ops_checked,
+        "violations": len(bad),
+        "violating_keys": violating_keys,
+    }
+    if bad:
+        msg = (
+            f"{_plural(len(bad), 'op')} on {_plural(violating_keys, 'key')} applied before an op "
+            f"on the same key that was acknowledged before {'it was' if len(bad) == 1 else 'they were'} sent"
+        )
+    else:
+        msg = f"real-time order respected ({j.ops_checked} applied ops on {_plural(j.order_keys, 'key')})"
+    return Verdict("order", not bad, counts, examples, msg)
+
+
+# --------------------------------------------------------------------------- 6. conservation
+
+
+def check_conservation(
+    history: History,
+    applied: Iterable[AppliedRow],
+    key_state: Iterable[KeyState] | Mapping[str, KeyState],
+) -> Verdict:
+    """The aggregate per key must equal the sum over the *distinct* events applied to it.
+
+    Expected values come from the effects rows, one per distinct event id:
+    ``total`` = sum of their amounts, ``event_count`` = their number.  Catches
+    double-applied effects (aggregate too high) and lost updates (effects rows
+    present, aggregate too low).  A key with applied events but no KeyState is a
+    violation; a KeyState for a key with nothing applied is one unless it is
+    all zero.  Also flags effects rows whose key/seq/amount differ from the op
+    the history sent (``payload_mismatch``).  ``version`` and ``last_seq`` are
+    not checked.
+    """
+    return _check_conservation(_Ctx(history, applied), key_state)
+
+
+def _check_conservation(ctx: _Ctx, key_state: Iterable[KeyState] | Mapping[str, KeyState]) -> Verdict:
+    j = ctx.joined
+    tot, cnt = j.total, j.count
+    states = key_state.values() if isinstance(key_state, Mapping) else key_state
+    state = {s.key: s for s in states}
+
+    mismatched: list[dict[str, Any]] = []
+    missing = 0
+    unexpected = 0
+    for k in dict.fromkeys([*tot, *state]):
+        s = state.get(k)
+        exp_t, exp_n = tot.get(k, 0), cnt.get(k, 0)
+        if s is None:
+            missing += 1
+            mismatched.append(
+                {"key": k, "problem": "no key state", "expected_total": exp_t, "expected_events": exp_n}
+            )
+        elif s.total != exp_t or s.event_count != exp_n:
+            if exp_n == 0:
+                unexpected += 1
+            mismatched.append(
+                {
+                    "key": k,
+                    "problem": "key state for a key with nothing applied" if exp_n == 0 else "mismatch",
+                    "expected_total": exp_t,
+                    "observed_total": s.total,
+                    "expected_events": exp_n,
+                    "observed_events": s.event_count,
+                    "delta_total": s.total - exp_t,
+                }
+            )
+    total_expected = sum(tot.values())
+    total_observed = sum(s.total for s in state.values())
+    events_expected = sum(cnt.values())
+    events_observed = sum(s.event_count for s in state.values())
+    n_keys = len(tot.keys() | state.keys())
+    counts: dict[str, int | float] = {
+        "keys": n_keys,
+        "mismatched_keys": len(mismatched),
+        "missing_key_state": missing,
+        "unexpected_key_state": unexpected,
+        "total_expected": total_expected,
+        "total_observed": total_observed,
+        "events_expected": events_expected,
+        "events_observed": events_observed,
+        "payload_mismatch": len(j.payload_bad),
+    }
+    payload_ex = [
+        {
+            "problem": "payload differs from history",
+            "id": r.event_id,
+            "key": r.key,
+            "seq": r.seq,
+            "amount": r.amount,
+            "sent": {"key": op.key, "seq": op.seq, "amount": op.amount},
+        }
+        for r, op in j.payload_bad[:MAX_EXAMPLES]
+    ]
+    examples = _pick(mismatched[:MAX_EXAMPLES], payload_ex)
+    problems = []
+    if mismatched:
+        problems.append(
+            f"{len(mismatched)} of {_plural(n_keys, 'key')} disagree with the effects table "
+            f"(expected total {total_expected}, observed {total_observed}; "
+            f"expected {events_expected} events, observed {events_observed})"
+        )
+    if j.payload_bad:
+        problems.append(
+            f"{_plural(len(j.payload_bad), 'effects row')} differ from the event the history sent"
+        )
+    msg = "; ".join(problems) or (
+        f"all {_plural(len(tot), 'key')} match the effects table "
+        f"(total {total_expected}, {events_expected} events)"
+    )
+    return Verdict("conservation", not problems, counts, examples, msg)
+
+
+# --------------------------------------------------------------------------- 7. convergence
+
+
+def check_convergence(heal_at_us: int, converged_at_us: int | None, bound_s: float) -> Verdict:
+    """The system must converge within ``bound_s`` seconds of the heal.
+
+    ``convergence_s`` is -1 when it never converged, and 0 when it was already
+    consistent before the heal.
+    """
+    bound_us = bound_s * 1e6
+    if converged_at_us is None:
+        conv_s: float = -1.0
+        ok = False
+        msg = f"never converged after the heal (bound {bound_s:g} s)"
+    else:
+        delta = converged_at_us - heal_at_us
+        conv_s = max(0.0, delta / 1e6)
+        ok = delta <= bound_us
+        msg = f"converged {conv_s:.3f} s after the heal " + (
+            f"(bound {bound_s:g} s)" if ok else f"exceeding the {bound_s:g} s bound"
+        )
+    counts: dict[str, int | float] = {"convergence_s": conv_s, "bound_s": bound_s}
+    examples = [] if ok else [{"heal_at_us": heal_at_us, "converged_at_us": converged_at_us}]
+    return Verdict("convergence", ok, counts, examples, msg)
+
+
+# --------------------------------------------------------------------------- 8. phase statistics
+
+
+@dataclass(slots=True, frozen=True)
+class PhaseStats:
+    """Client-side statistics of one phase.
+
+    ``error_rate`` = (fail + unknown) / ops.  ``throughput_ok_per_s`` = ok ops
+    divided by the phase duration (its mark to the next mark; for the last
+    marked phase, to the last completion of its ops; for a phase with no mark,
+    from its first intended start to its last completion).  Latencies are in
+    milliseconds over ok ops, measured from the *intended* start, using exact
+    nearest-rank percentiles; None when the phase has no ok ops.
+    """
+
+    name: str
+    ops: int
+    ok: int
+    fail: int
+    unknown: int
+    error_rate: float
+    duration_s: float
+    throughput_ok_per_s: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    p999_ms: float | None
+    max_ms: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+
+def _nearest_rank(sorted_values: Sequence[int], per_mille: int) -> int:
+    """Exact nearest-rank percentile: the ceil(p * n)-th smallest value (p in per mille)."""
+    n = len(sorted_values)
+    rank = -(-per_mille * n // 1000)  # ceil without floats
+    return sorted_values[max(rank, 1) - 1]
+
+
+def phase_stats(history: History) -> dict[str, PhaseStats]:
+    """Per-phase statistics, in :meth:`History.phase_names` order."""
+    names = history.phase_names()
+    groups: dict[str, list[Op]] = {n: [] for n in names}
+    for op in history.ops:
+        groups[op.phase].append(op)
+
+    # phase durations from the marks
+    marks = sorted(history.phases, key=attrgetter("at_us"))
+    duration_us: dict[str, int] = defaultdict(int)
+    for i, m in enumerate(marks):
+        if i + 1 < len(marks):
+            end = marks[i + 1].at_us
+        else:
+            end = max((_last_time(o) for o in groups.get(m.name, ())), default=m.at_us)
+        duration_us[m.name] += max(0, end - m.at_us)
+    marked = {m.name for m in marks}
+
+    ok, fail, unknown = _OK, _FAIL, _UNKNOWN
+    out: dict[str, PhaseStats] = {}
+    for name in names:
+        ops = groups[name]
+        lat = [o.end_us - o.intended_us for o in ops if o.outcome == ok and o.end_us is not None]
+        n_fail = sum(1 for o in ops if o.outcome == fail)
+        n_unknown = sum(1 for o in ops if o.outcome == unknown)
+        n_ok = sum(1 for o in ops if o.outcome == ok)
+        if name in marked:
+            dur = duration_us[name]
+        elif ops:
+            dur = max(_last_time(o) for o in ops) - min(o.intended_us for o in ops)
+        else:
+            dur = 0
+        dur_s = dur / 1e6
+        pct: list[float | None]
+        if lat:
+            lat.sort()
+            pct = [_nearest_rank(lat, pm) / 1000 for pm in (500, 900, 990, 999, 1000)]
+        else:
+            pct = [None] * 5
+        out[name] = PhaseStats(
+            name=name,
+            ops=len(ops),
+            ok=n_ok,
+            fail=n_fail,
+            unknown=n_unknown,
+            error_rate=(n_fail + n_unknown) / len(ops) if ops else 0.0,
+            duration_s=dur_s,
+            throughput_ok_per_s=n_ok / dur_s if dur_s > 0 else 0.0,
+            p50_ms=pct[0],
+            p90_ms=pct[1],
+            p99_ms=pct[2],
+            p999_ms=pct[3],
+            max_ms=pct[4],
+        )
+    return out
+
+
+def _last_time(op: Op) -> int:
+    return op.end_us if op.end_us is not None else op.start_us
+
+
+# --------------------------------------------------------------------------- 9. availability
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Availability budget of one phase (None = not checked)."""
+
+    max_error_rate: float | None = None
+    max_p99_ms: float | None = None
+
+
+def check_availability(
+    history: History,
+    budgets: Mapping[str, Budget],
+    stats: Mapping[str, PhaseStats] | None = None,
+) -> Verdict:
+    """Compare each budgeted phase's error rate and p99 latency with its budget.
+
+    A budgeted phase with no operations is a violation, as is a p99 budget on a
+    phase without any ok op.  Counts are flattened per phase
+    (``"during.error_rate"``, ``"during.p99_ms"`` (-1 if no ok op), ``"during.ops"``).
+    Pass ``stats`` to reuse an earlier :func:`phase_stats` result.
+    """
+    if stats is None:
+        stats = phase_stats(history)
+    counts: dict[str, int | float] = {}
+    examples: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for phase, budget in budgets.items():
+        st = stats.get(phase)
+        n = st.ops if st is not None else 0
+        counts[f"{phase}.ops"] = n
+        if st is None or n == 0:
+            problems.append(f"no operations in phase {phase}")
+            examples.append({"phase": phase, "metric": "ops", "observed": 0})
+            continue
+        counts[f"{phase}.error_rate"] = st.error_rate
+        counts[f"{phase}.p99_ms"] = st.p99_ms if st.p99_ms is not None else -1.0
+        if budget.max_error_rate is not None:
+            counts[f"{phase}.max_error_rate"] = budget.max_error_rate
+            if st.error_rate > budget.max_error_rate:
+                problems.append(
+                    f"{phase}: error rate {st.error_rate:.2%} > budget {budget.max_error_rate:.2%}"
+                )
+                examples.append(
+                    {
+                        "phase": phase,
+                        "metric": "error_rate",
+                        "observed": st.error_rate,
+                        "budget": budget.max_error_rate,
+                        "fail": st.fail,
+                        "unknown": st.unknown,
+                        "ops": st.ops,
+                    }
+                )
+        if budget.max_p99_ms is not None:
+            counts[f"{phase}.max_p99_ms"] = budget.max_p99_ms
+            if st.p99_ms is None:
+                problems.append(f"{phase}: no acknowledged operations to measure p99 against its budget")
+                examples.append({"phase": phase, "metric": "p99_ms", "observed": None, "ok": 0})
+            elif st.p99_ms > budget.max_p99_ms:
+                problems.append(f"{phase}: p99 {st.p99_ms:g} ms > budget {budget.max_p99_ms:g} ms")
+                examples.append(
+                    {"phase": phase, "metric": "p99_ms", "observed": st.p99_ms, "budget": budget.max_p99_ms}
+                )
+    ok = not problems
+    msg = "; ".join(problems) if problems else f"{_plural(len(budgets), 'phase')} within budget"
+    return Verdict("availability", ok, counts, examples[:MAX_EXAMPLES], msg)
+
+
+# --------------------------------------------------------------------------- 10. all
+
+
+def check_all(
+    history: History,
+    applied: Iterable[AppliedRow],
+    kafka: Iterable[KafkaRecord],
+    key_state: Iterable[KeyState] | Mapping[str, KeyState],
+) -> list[Verdict]:
+    """Run checkers 1-6 (lost, duplicates, phantoms, unknowns, order, conservation),
+    sharing their indexes."""
+    ctx = _Ctx(history, applied, kafka)
+    _ = ctx.joined  # one pass serves order, conservation, lost and phantoms
+    return [
+        _check_lost(ctx),
+        _check_duplicates(ctx),
+        _check_phantoms(ctx),
+        _check_unknowns(ctx),
+        _check_order(ctx),
+        _check_conservation(ctx, key_state),
+    ]

@@ -1,0 +1,142 @@
+"""pytest plugin: options, fixtures, markers, report header, artefact paths, and the safety nets.
+
+Every field of :class:`chaos.config.Settings` is a command-line option ``--chaos-<field>`` with an
+ini twin ``chaos_<field>`` (and the environment variable ``CHAOS_<FIELD>``).
+
+Fixtures:
+``chaos_settings`` (session) the effective settings.
+``chaos_env`` (session) the running topology; one per session, torn down whatever happens.
+``experiment`` (function) a factory ``experiment(defects=(), load=None, name=None) -> Experiment``.
+
+Safety nets: the environment's teardown is registered before it starts (a failed start still cleans
+up); faults still active at teardown are healed; SIGTERM and SIGHUP become KeyboardInterrupt so pytest
+tears down as on Ctrl-C; and at the next start a sweep removes whatever a killed run left behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaos.config import ENV_PREFIX, Settings, setting_help
+from chaos.env import Environment, EnvironmentError_
+from chaos.experiment import Experiment
+from chaos.faults import heal_all
+from chaos.images import ImageError, resolve
+from chaos.workload import LoadSpec
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+REPORT_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+def _opt(name: str) -> str:
+    return "--chaos-" + name.replace("_", "-")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("chaos", "pipeline chaos suite")
+    for name, help_text in setting_help().items():
+        group.addoption(_opt(name), dest=f"chaos_{name}", default=None,
+                        help=f"{help_text} (env {ENV_PREFIX}{name.upper()}, ini chaos_{name})")
+        parser.addini(f"chaos_{name}", help=help_text, default=None)
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "experiment: a chaos experiment against the running pipeline")
+    config.addinivalue_line("markers", "integration: needs the container environment")
+    env = dict(os.environ)
+    for name in setting_help():
+        ini = config.getini(f"chaos_{name}")
+        if ini and (ENV_PREFIX + name.upper()) not in env:
+            env[ENV_PREFIX + name.upper()] = str(ini)
+        cli = config.getoption(f"chaos_{name}")
+        if cli is not None:
+            env[ENV_PREFIX + name.upper()] = str(cli)
+    try:
+        config.stash[SETTINGS_KEY] = Settings.from_env(env)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[REPORT_KEY] = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    s = config.stash[SETTINGS_KEY]
+    keys = ("image_source", "report_dir", "seed", "kafka_broker_session_timeout_ms",
+            "kafka_replica_lag_time_max_ms", "projector_session_timeout_ms", "quiesce_timeout_s")
+    return ["chaos: " + ", ".join(f"{k}={getattr(s, k)}" for k in keys)]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    report = yield
+    item.config.stash[REPORT_KEY][f"{item.nodeid}:{report.when}"] = report
+    return report
+
+
+@pytest.fixture(scope="session")
+def chaos_settings(pytestconfig: pytest.Config) -> Settings:
+    return pytestconfig.stash[SETTINGS_KEY]
+
+
+@pytest.fixture(scope="session")
+def chaos_env(chaos_settings: Settings, request: pytest.FixtureRequest) -> Iterator[Environment]:
+    try:
+        images = resolve(chaos_settings, build=False)
+    except ImageError as exc:
+        pytest.exit(f"chaos: {exc}", returncode=3)
+    env = Environment(chaos_settings, images)
+    # Registered before start: a start that fails half-way still removes what it created.
+    request.addfinalizer(env.stop)
+    request.addfinalizer(lambda: heal_all(env))
+    try:
+        env.start()
+    except EnvironmentError_ as exc:
+        pytest.exit(f"chaos: {exc}", returncode=3)
+    yield env
+
+
+def _slug(nodeid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1])[:80]
+
+
+@pytest.fixture
+def experiment(chaos_env: Environment, chaos_settings: Settings,
+               request: pytest.FixtureRequest) -> Iterator[Callable[..., Experiment]]:
+    root = chaos_settings.report_dir / chaos_env.run_id
+    made: list[Experiment] = []
+
+    def make(defects: tuple[str, ...] | list[str] = (), load: LoadSpec | None = None,
+             name: str | None = None) -> Experiment:
+        base = name or _slug(request.node.nodeid)
+        suffix = f"-{'+'.join(defects)}" if defects and not name else ""
+        exp = Experiment(chaos_env, chaos_settings, base + suffix, defects=tuple(defects), load=load,
+                         artefacts=root / (base + suffix))
+        made.append(exp)
+        return exp
+
+    yield make
+    healed = heal_all(chaos_env)
+    reports = request.config.stash[REPORT_KEY]
+    failed = any(r.failed for k, r in reports.items() if k.startswith(request.node.nodeid + ":"))
+    if failed or healed:
+        for exp in made:
+            chaos_env.collect_logs(Path(exp.artefacts) / "logs")
+    chaos_env.undeploy()
+    assert not healed, f"faults still active after the test were healed by the safety net: {healed}"
+
+
+def settings_table(settings: Settings) -> list[tuple[str, str]]:
+    return [(f.name, str(getattr(settings, f.name))) for f in dataclasses.fields(settings)]

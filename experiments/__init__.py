@@ -1,0 +1,1 @@
+"""The experiment catalogue. Each module reads as a specification: load, fault, heal, invariants."""
