@@ -536,8 +536,7 @@ def _check_phantoms(ctx: _Ctx) -> Verdict:
         )
     if failed_applied:
         problems.append(
-            f"{_plural(len(failed_applied), 'op')} reported as failed but applied anyway "
-            f"(of {len(failed)} failed)"
+            f"{_plural(len(failed_applied), 'op')} reported as failed but applied anyway (of {len(failed)} failed)"
         )
     if reissued:
         problems.append(f"{_plural(len(reissued), 'event id')} issued more than once by the generator")
@@ -582,10 +581,7 @@ def _check_unknowns(ctx: _Ctx) -> Verdict:
         "unknown_not_applied": len(unknowns) - applied_n,
         "unknown_applied_twice": len(twice),
     }
-    msg = (
-        f"{_plural(len(unknowns), 'unknown op')}: {applied_n} applied, "
-        f"{len(unknowns) - applied_n} not applied"
-    )
+    msg = f"{_plural(len(unknowns), 'unknown op')}: {applied_n} applied, {len(unknowns) - applied_n} not applied"
     if twice:
         msg += f", {len(twice)} applied more than once"
     return Verdict("unknowns", not twice, counts, examples, msg)
@@ -707,9 +703,7 @@ def _check_conservation(ctx: _Ctx, key_state: Iterable[KeyState] | Mapping[str, 
         exp_t, exp_n = tot.get(k, 0), cnt.get(k, 0)
         if s is None:
             missing += 1
-            mismatched.append(
-                {"key": k, "problem": "no key state", "expected_total": exp_t, "expected_events": exp_n}
-            )
+            mismatched.append({"key": k, "problem": "no key state", "expected_total": exp_t, "expected_events": exp_n})
         elif s.total != exp_t or s.event_count != exp_n:
             if exp_n == 0:
                 unexpected += 1
@@ -760,12 +754,12 @@ def _check_conservation(ctx: _Ctx, key_state: Iterable[KeyState] | Mapping[str, 
             f"expected {events_expected} events, observed {events_observed})"
         )
     if j.payload_bad:
+        n_bad = len(j.payload_bad)
         problems.append(
-            f"{_plural(len(j.payload_bad), 'effects row')} differ from the event the history sent"
+            f"{_plural(n_bad, 'effects row')} {'differs' if n_bad == 1 else 'differ'} from the event the history sent"
         )
     msg = "; ".join(problems) or (
-        f"all {_plural(len(tot), 'key')} match the effects table "
-        f"(total {total_expected}, {events_expected} events)"
+        f"all {_plural(len(tot), 'key')} match the effects table (total {total_expected}, {events_expected} events)"
     )
     return Verdict("conservation", not problems, counts, examples, msg)
 
@@ -938,9 +932,7 @@ def check_availability(
         if budget.max_error_rate is not None:
             counts[f"{phase}.max_error_rate"] = budget.max_error_rate
             if st.error_rate > budget.max_error_rate:
-                problems.append(
-                    f"{phase}: error rate {st.error_rate:.2%} > budget {budget.max_error_rate:.2%}"
-                )
+                problems.append(f"{phase}: error rate {st.error_rate:.2%} > budget {budget.max_error_rate:.2%}")
                 examples.append(
                     {
                         "phase": phase,

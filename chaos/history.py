@@ -399,9 +399,13 @@ class History:
                 if not line or line.isspace():
                     continue
                 try:
-                    rec, end = scan(line, 0)
-                except StopIteration as e:  # the C scanner's way of saying "no JSON value here"
-                    raise ValueError("not a JSON value") from e
+                    try:
+                        rec, end = scan(line, 0)
+                    except StopIteration:  # the raw scanner's way of saying "no JSON value here"
+                        json.loads(line)  # raises JSONDecodeError with a precise message
+                        raise ValueError("invalid JSON") from None
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"invalid JSON ({e.msg} at column {e.colno})") from None
                 if end != len(line) and not line[end:].isspace():
                     raise ValueError(f"unexpected data after the JSON object at column {end + 1}")
                 if type(rec) is not dict:
@@ -459,8 +463,7 @@ class History:
                     fmt = rec.get("format")
                     if fmt != FORMAT_VERSION or type(fmt) is not int:
                         raise ValueError(
-                            f"unsupported history format {fmt!r} (this reader understands format "
-                            f"{FORMAT_VERSION})"
+                            f"unsupported history format {fmt!r} (this reader understands format {FORMAT_VERSION})"
                         )
                     seen_meta = True
                     hist.meta = {k: v for k, v in rec.items() if k not in ("type", "format")}
@@ -474,12 +477,7 @@ class History:
                 elif kind == "fault":
                     name, start, end_ = rec["name"], rec["start"], rec.get("end")
                     detail = rec.get("detail") or {}
-                    if not (
-                        type(name) is str
-                        and _is_int(start)
-                        and _is_opt_int(end_)
-                        and isinstance(detail, dict)
-                    ):
+                    if not (type(name) is str and _is_int(start) and _is_opt_int(end_) and isinstance(detail, dict)):
                         raise ValueError(
                             "fault record needs a string 'name', integer 'start', integer-or-null 'end' "
                             "and an object 'detail'"

@@ -30,6 +30,7 @@ class Fault(ABC):
 
     def validate(self, env: Environment) -> None:
         """Raise ValueError before anything is injected if the fault cannot apply to ``env``."""
+        return None
 
     @abstractmethod
     def _inject(self, env: Environment) -> None: ...

@@ -191,7 +191,7 @@ def resolve(settings: Settings, *, build: bool = False, log: Callable[[str], Non
         elif all(image_present(r) for r in official.values()):
             source = "official"
         elif build and _try_pull(OFFICIAL["toxiproxy"], settings.registry_probe_timeout_s):
-            source = "official"
+            source = "official"  # a registry answers
         else:
             source = "local"
     refs = {**(local if source == "local" else official), **overrides}

@@ -1,0 +1,80 @@
+"""Measure the environment: start time with images present, and peak memory under load.
+
+    uv run python bench/measure_env.py [--starts 3] [--load-s 30]
+
+Starts the topology ``--starts`` times (median start time), and in the last start deploys the pipeline
+and drives the gate load for ``--load-s`` seconds while sampling the memory of every container of the
+run once a second (engine stats); prints the median start, the peak of the summed memory, and the peak
+per container. A measurement, not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+
+from chaos.config import Settings
+from chaos.env import LABEL_RUN, Environment
+from chaos.history import History
+from chaos.images import resolve
+from chaos.workload import LoadGenerator, LoadSpec
+
+
+def sample_memory(env: Environment, stop: threading.Event, peaks: dict[str, int], totals: list[int]) -> None:
+    assert env.client is not None
+    while not stop.is_set():
+        total = 0
+        for c in env.client.containers.list(filters={"label": f"{LABEL_RUN}={env.run_id}"}):
+            mem = c.stats(stream=False).get("memory_stats", {})
+            used = int(mem.get("usage", 0)) - int(mem.get("stats", {}).get("cache", 0))
+            peaks[c.name] = max(peaks.get(c.name, 0), used)
+            total += used
+        totals.append(total)
+        stop.wait(1.0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--starts", type=int, default=3)
+    ap.add_argument("--load-s", type=float, default=30.0)
+    args = ap.parse_args()
+    settings = Settings.from_env()
+    images = resolve(settings)
+    starts: list[float] = []
+    for n in range(args.starts):
+        env = Environment(settings, images)
+        try:
+            env.start()
+            assert env.started_s is not None
+            starts.append(env.started_s)
+            print(f"start {n + 1}: {env.started_s:.1f} s", flush=True)
+            if n == args.starts - 1:
+                t = time.monotonic()
+                dep = env.deploy("measure")
+                print(f"pipeline deploy: {time.monotonic() - t:.1f} s ({dep.topic})")
+                peaks: dict[str, int] = {}
+                totals: list[int] = []
+                stop = threading.Event()
+                sampler = threading.Thread(target=sample_memory, args=(env, stop, peaks, totals), daemon=True)
+                sampler.start()
+                gen = LoadGenerator(env.endpoints.grpc, LoadSpec(rate=200, keys=16), History(),
+                                    cache_dir=settings.cache_dir, seed=1, rpc_timeout_s=10, id_prefix="m")
+                gen.start()
+                time.sleep(args.load_s)
+                gen.stop()
+                stop.set()
+                sampler.join(timeout=30)
+                print(f"peak total memory: {max(totals) / 2**20:.0f} MiB over {len(totals)} samples")
+                for name, peak in sorted(peaks.items()):
+                    print(f"  {name}: {peak / 2**20:.0f} MiB")
+                print(f"load: {dict(gen.counts)}")
+        finally:
+            env.stop()
+    print(f"median start time over {len(starts)} starts: {statistics.median(starts):.1f} s "
+          f"(min {min(starts):.1f}, max {max(starts):.1f})")
+
+
+if __name__ == "__main__":
+    main()
