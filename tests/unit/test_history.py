@@ -201,16 +201,17 @@ def test_queries() -> None:
     assert h.phase_at(T0) == "before"
     assert h.phase_at(T0 + 5_000) == "during"
     assert h.phase_at(T0 + 10**9) == "after"
-    assert len(h) == 7
+    assert len(h.ops) == 7
     assert "7 ops" in repr(h)
 
 
-def test_phase_marks_must_be_in_time_order_and_faults_must_be_open_to_end() -> None:
+def test_phase_marks_tolerate_a_clock_step_and_faults_must_be_open_to_end() -> None:
     h = History()
     assert h.current_phase is None
     h.mark_phase("before", 10)
-    with pytest.raises(ValueError, match="before the previous mark"):
-        h.mark_phase("during", 5)
+    h.mark_phase("during", 5)  # the wall clock stepped back: kept, not fatal
+    assert h.current_phase == "during"
+    assert h.phase_at(7) == "during" and h.phase_at(12) == "before"
     with pytest.raises(ValueError, match="no open fault window"):
         h.end_fault("kill-broker", 20)
     h.add_fault("kill-broker", 10, detail={"broker": 2})
