@@ -4,7 +4,13 @@ The generator issues operations on a fixed schedule (operation ``i`` is due at `
 whether or not earlier ones have returned, and measures latency from that *intended* start, so a stall
 shows up in the latency tail instead of silently lowering the rate (no coordinated omission). A
 concurrency bound caps the calls in flight; when it is reached the schedule keeps running and the wait
-counts as latency.
+counts as latency. Latencies of acknowledged operations are also kept per phase in HDR histograms
+(microseconds, 3 significant digits) for live figures.
+
+``mode="closed"`` is the classic closed loop, kept for comparison only: ``max_in_flight`` workers each
+send, wait for the answer, then pace themselves to the target rate, and latency is measured from the
+actual send. A stall delays the next sends instead of being measured, so it all but vanishes from the
+tail (coordinated omission); ``bench/bench_workload.py`` shows both numbers for the same stall.
 
 Each event gets a unique id, a key, a per-key sequence number (in issue order) and an amount. Each
 outcome is recorded: ``ok`` (acknowledged), ``fail`` (the service said definitely not written), or
@@ -26,6 +32,7 @@ from typing import Any
 
 import grpc
 import grpc.aio
+from hdrh.histogram import HdrHistogram
 
 from chaos import stubs
 from chaos.history import History, Op, Outcome
@@ -33,6 +40,7 @@ from chaos.history import History, Op, Outcome
 # gRPC codes that mean "definitely not applied"; everything else that is not OK is uncertain.
 DEFINITE_FAILURES = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED,
                                grpc.StatusCode.FAILED_PRECONDITION})
+HISTOGRAM_MAX_US = 3_600_000_000  # one hour: anything longer is clamped
 
 
 @dataclass(frozen=True)
@@ -41,12 +49,15 @@ class LoadSpec:
     keys: int = 16
     key_skew: float = 0.0  # Zipf exponent over keys; 0 = uniform
     batch_size: int = 1  # events per RPC; >1 uses SubmitBatch
-    max_in_flight: int = 256
+    max_in_flight: int = 256  # open loop: calls in flight at most; closed loop: number of workers
     amount_max: int = 100
+    mode: str = "open"  # "open" (default, no coordinated omission) or "closed" (for comparison only)
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.keys < 1 or self.batch_size < 1 or self.max_in_flight < 1:
             raise ValueError(f"invalid load spec {self}: rate, keys, batch_size, max_in_flight must be positive")
+        if self.mode not in ("open", "closed"):
+            raise ValueError(f"load mode {self.mode!r} is not one of: open, closed")
 
 
 def now_us() -> int:
@@ -71,6 +82,10 @@ class LoadGenerator:
         self.phase = "before"
         self.counts: Counter[str] = Counter()
         self.behind_max_s = 0.0
+        self.issued = 0
+        self.histograms: dict[str, HdrHistogram] = {}
+        self.started_at: float | None = None
+        self.stopped_at: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -108,9 +123,35 @@ class LoadGenerator:
 
     def _main(self) -> None:
         try:
-            asyncio.run(self._run())
+            asyncio.run(self._run() if self.spec.mode == "open" else self._run_closed())
         except BaseException as exc:  # surfaced by stop()
             self._error = exc
+
+    def issue_rate(self) -> float:
+        """RPCs issued per second over the run so far (the open loop holds the target unless overloaded)."""
+        if self.started_at is None:
+            return 0.0
+        end = self.stopped_at if self.stopped_at is not None else time.monotonic()
+        return self.issued / max(end - self.started_at, 1e-9)
+
+    async def _run_closed(self) -> None:
+        interval = self.spec.max_in_flight / self.spec.rate
+        i = itertools.count()
+
+        async def worker(stub: Any) -> None:
+            while not self._stop.is_set():
+                n = next(i)
+                events = [self._next_event(n, b) for b in range(self.spec.batch_size)]
+                sent = time.monotonic()
+                self.issued += 1
+                await self._call(stub, events, now_us(), self.phase)
+                await asyncio.sleep(max(0.0, interval - (time.monotonic() - sent)))
+
+        async with grpc.aio.insecure_channel(self.target) as channel:
+            stub = self.pb2_grpc.IngestStub(channel)
+            self.started_at = time.monotonic()
+            await asyncio.gather(*(worker(stub) for _ in range(self.spec.max_in_flight)))
+            self.stopped_at = time.monotonic()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -119,6 +160,7 @@ class LoadGenerator:
             stub = self.pb2_grpc.IngestStub(channel)
             t0 = loop.time()
             wall0 = now_us()
+            self.started_at = time.monotonic()
             for i in itertools.count():
                 if self._stop.is_set():
                     break
@@ -132,9 +174,11 @@ class LoadGenerator:
                 events = [self._next_event(i, b) for b in range(self.spec.batch_size)]
                 phase = self.phase
                 await sem.acquire()
+                self.issued += 1
                 task = loop.create_task(self._call(stub, events, intended, phase))
                 self._tasks.add(task)
                 task.add_done_callback(lambda t: (self._tasks.discard(t), sem.release()))
+            self.stopped_at = time.monotonic()
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self.rpc_timeout_s + 5)
 
@@ -162,6 +206,11 @@ class LoadGenerator:
         except Exception as exc:  # transport-level surprises: the call may have reached the service
             results = [(Outcome.UNKNOWN, repr(exc)[:200], None, None)] * len(events)
         end = now_us()
+        if results and results[0][0] is Outcome.OK:
+            hist = self.histograms.get(phase)
+            if hist is None:
+                hist = self.histograms[phase] = HdrHistogram(1, HISTOGRAM_MAX_US, 3)
+            hist.record_value(min(max(end - intended, 1), HISTOGRAM_MAX_US))
         for e, (outcome, error, partition, offset) in zip(events, results, strict=True):
             self.counts[outcome.value] += 1
             self.history.add_op(Op(id=e.event_id, key=e.key, seq=e.seq, amount=e.amount, intended_us=intended,
