@@ -1,0 +1,143 @@
+"""The load generator against an in-process gRPC server speaking the pipeline's protocol.
+
+These test the generator itself (scheduling, latency origin, outcome classification), so the server
+here is a scripted endpoint, not a stand-in for the pipeline: experiments always run the real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import grpc.aio
+import pytest
+
+from chaos import stubs
+from chaos.checkers import phase_stats
+from chaos.history import History, Outcome
+from chaos.workload import LoadGenerator, LoadSpec
+
+CACHE = Path(__file__).resolve().parents[2] / ".build" / "test-cache"
+pb2, pb2_grpc = stubs.load(CACHE)
+
+STALL_AT_S = 1.0
+STALL_S = 1.0
+RUN_S = 3.5
+
+
+class ScriptedIngest(pb2_grpc.IngestServicer):  # type: ignore[misc, name-defined]
+    """Acks at once, except: keys ending in 'X' fail, 'U' are uncertain, and a global stall window."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.stall: tuple[float, float] | None = None
+
+    async def Submit(self, request, context):  # the gRPC method's name
+        if self.stall:
+            start, end = self.stall
+            now = time.monotonic() - self.t0
+            if start <= now < end:
+                await asyncio.sleep(end - now)
+        if request.key.endswith("X"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "rejected")
+        if request.key.endswith("U"):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "outcome uncertain")
+        return pb2.Ack(event_id=request.event_id, partition=0, offset=1)
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, ScriptedIngest]]:
+    servicer = ScriptedIngest()
+    ready = threading.Event()
+    holder: dict[str, object] = {}
+
+    async def serve() -> None:
+        srv = grpc.aio.server()
+        pb2_grpc.add_IngestServicer_to_server(servicer, srv)
+        holder["port"] = srv.add_insecure_port("127.0.0.1:0")
+        await srv.start()
+        holder["loop"], holder["srv"] = asyncio.get_running_loop(), srv
+        ready.set()
+        await srv.wait_for_termination()
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield f"127.0.0.1:{holder['port']}", servicer
+    loop, srv = holder["loop"], holder["srv"]
+    stopping = asyncio.run_coroutine_threadsafe(srv.stop(0), loop)  # type: ignore[arg-type, attr-defined]
+    with contextlib.suppress(concurrent.futures.CancelledError):  # the loop may end before stop() returns
+        stopping.result(10)
+    thread.join(10)
+
+
+def run(target: str, spec: LoadSpec, seconds: float) -> tuple[LoadGenerator, History]:
+    history = History()
+    gen = LoadGenerator(target, spec, history, cache_dir=CACHE, seed=1, rpc_timeout_s=5, id_prefix="t")
+    gen.start()
+    time.sleep(seconds)
+    gen.stop()
+    return gen, history
+
+
+def test_open_loop_measures_a_stall_that_closed_loop_hides(server: tuple[str, ScriptedIngest]) -> None:
+    target, servicer = server
+    results = {}
+    for mode, workers in (("open", 256), ("closed", 2)):
+        servicer.t0 = time.monotonic()
+        servicer.stall = (STALL_AT_S, STALL_AT_S + STALL_S)
+        _, history = run(target, LoadSpec(rate=200, keys=8, mode=mode, max_in_flight=workers), RUN_S)
+        results[mode] = phase_stats(history)["before"]
+    open_, closed = results["open"], results["closed"]
+    # Open loop: ops due during the stall wait for its end, and that wait is measured.
+    assert open_.max_ms is not None and open_.max_ms >= 0.8 * STALL_S * 1000
+    assert open_.p99_ms is not None and open_.p99_ms >= 0.5 * STALL_S * 1000
+    # Closed loop: only the few ops in flight see the stall; the tail barely moves.
+    assert closed.p99_ms is not None and closed.p99_ms < 0.25 * STALL_S * 1000
+    # ...and it silently sent fewer operations instead.
+    assert closed.ops < open_.ops
+
+
+def test_outcomes_are_classified_from_the_status(server: tuple[str, ScriptedIngest]) -> None:
+    target, _ = server
+    gen, history = run(target, LoadSpec(rate=100, keys=3), 1.0)
+    assert history.ops, "no operation was issued"
+    # keys are k0000, k0001, k0002: none ends in X or U, so all acknowledged
+    assert all(op.outcome == Outcome.OK for op in history.ops)
+    assert gen.issued == len(history.ops)
+
+
+def test_rejected_and_uncertain_outcomes(server: tuple[str, ScriptedIngest], monkeypatch: pytest.MonkeyPatch) -> None:
+    target, _ = server
+    keys = iter(["aX", "bU", "c0"] * 1000)
+    monkeypatch.setattr(LoadGenerator, "_next_event",
+                        lambda self, i, b: pb2.Event(event_id=f"e{i}-{b}", key=next(keys), seq=i + 1, amount=1))
+    _, history = run(target, LoadSpec(rate=60, keys=3), 0.5)
+    outcomes = {op.key: op.outcome for op in history.ops}
+    assert outcomes["aX"] == Outcome.FAIL, "INVALID_ARGUMENT means definitely not written"
+    assert outcomes["bU"] == Outcome.UNKNOWN, "UNAVAILABLE means the outcome is uncertain"
+    assert outcomes["c0"] == Outcome.OK
+
+
+def test_open_loop_latency_is_measured_from_the_intended_start(server: tuple[str, ScriptedIngest]) -> None:
+    target, _ = server
+    _, history = run(target, LoadSpec(rate=50, keys=2), 0.5)
+    for op in history.ops:
+        assert op.end_us is not None and op.intended_us <= op.start_us <= op.end_us
+    intended = sorted(op.intended_us for op in history.ops)
+    gaps = [b - a for a, b in itertools.pairwise(intended)]
+    assert gaps and all(abs(g - 20_000) <= 1 for g in sorted(gaps)[1:-1]), "ops are not on a fixed schedule"
+
+
+def test_invalid_load_spec_is_refused() -> None:
+    with pytest.raises(ValueError, match="rate"):
+        LoadSpec(rate=0)
+    with pytest.raises(ValueError, match="open, closed"):
+        LoadSpec(mode="bursty")
