@@ -458,6 +458,36 @@ def _check_duplicates(ctx: _Ctx) -> Verdict:
     return Verdict("duplicates", not multi, counts, examples, msg)
 
 
+def check_kafka_duplicates(history: History, kafka: Iterable[KafkaRecord]) -> Verdict:
+    """Each event id at most once in the topic (what an idempotent producer promises).
+
+    The generator never resends an event, so a second record for one id means the producer retried a
+    write whose first attempt had landed. The projector's dedup may hide it downstream; this checker
+    does not let it hide.
+    """
+    return _check_kafka_duplicates(_Ctx(history, (), kafka))
+
+
+def _check_kafka_duplicates(ctx: _Ctx) -> Verdict:
+    seen: dict[str, list[KafkaRecord]] = {}
+    for rec in ctx.kafka:
+        seen.setdefault(rec.event_id, []).append(rec)
+    multi = {eid: recs for eid, recs in seen.items() if len(recs) > 1}
+    extra = sum(len(v) - 1 for v in multi.values())
+    examples = [
+        {"id": eid, "key": recs[0].key, "times": len(recs),
+         "records": [f"{r.partition}@{r.offset}" for r in recs[:_MAX_POSITIONS]]}
+        for eid, recs in list(multi.items())[:MAX_EXAMPLES]
+    ]
+    counts: dict[str, int | float] = {"records": len(ctx.kafka), "distinct_events": len(seen),
+                                      "duplicated_events": len(multi), "extra_records": extra}
+    if multi:
+        msg = f"{_plural(len(multi), 'event')} written to Kafka more than once ({_plural(extra, 'extra record')})"
+    else:
+        msg = f"every event written to Kafka at most once ({len(ctx.kafka)} records)"
+    return Verdict("kafka_duplicates", not multi, counts, examples, msg)
+
+
 # --------------------------------------------------------------------------- 3. phantoms
 
 
@@ -968,8 +998,8 @@ def check_all(
     kafka: Iterable[KafkaRecord],
     key_state: Iterable[KeyState] | Mapping[str, KeyState],
 ) -> list[Verdict]:
-    """Run checkers 1-6 (lost, duplicates, phantoms, unknowns, order, conservation),
-    sharing their indexes."""
+    """Run checkers 1-6 (lost, duplicates, phantoms, unknowns, order, conservation) and the Kafka
+    duplicate check, sharing their indexes."""
     ctx = _Ctx(history, applied, kafka)
     _ = ctx.joined  # one pass serves order, conservation, lost and phantoms
     return [
@@ -979,4 +1009,5 @@ def check_all(
         _check_unknowns(ctx),
         _check_order(ctx),
         _check_conservation(ctx, key_state),
+        _check_kafka_duplicates(ctx),
     ]

@@ -24,6 +24,7 @@ from chaos.checkers import (
     check_conservation,
     check_convergence,
     check_duplicates,
+    check_kafka_duplicates,
     check_lost,
     check_order,
     check_phantoms,
@@ -113,7 +114,8 @@ def names(verdicts: Iterable[Verdict]) -> list[str]:
 def test_clean_history_passes_every_checker_with_counts() -> None:
     h, rows, kafka, states = clean_case()
     verdicts = check_all(h, rows, kafka, states)
-    assert names(verdicts) == ["lost", "duplicates", "phantoms", "unknowns", "order", "conservation"]
+    assert names(verdicts) == ["lost", "duplicates", "phantoms", "unknowns", "order", "conservation",
+                               "kafka_duplicates"]
     assert_verdicts(verdicts)
     by = {v.name: v for v in verdicts}
     assert by["lost"].counts == {"acknowledged": 4, "lost": 0, "never_in_kafka": 0, "in_kafka_not_in_db": 0}
@@ -659,3 +661,18 @@ def test_property_dropping_an_acknowledged_application_is_caught(
     assert verdicts["lost"].counts["lost"] == 1 and verdicts["lost"].counts["in_kafka_not_in_db"] == 1
     assert verdicts["lost"].examples[0]["id"] == victim.event_id
     assert all(v.ok for name, v in verdicts.items() if name != "lost")
+
+
+# --------------------------------------------------------------------------- kafka duplicates
+
+
+def test_kafka_duplicates_passes_once_per_id_and_fails_on_a_retried_write() -> None:
+    h, _rows, kafka, _ = clean_case()
+    clean = check_kafka_duplicates(h, kafka)
+    assert clean.ok and clean.counts["duplicated_events"] == 0
+    again = KafkaRecord(event_id=kafka[0].event_id, key=kafka[0].key, partition=kafka[0].partition,
+                        offset=kafka[-1].offset + 100)
+    v = check_kafka_duplicates(h, [*kafka, again])
+    assert not v.ok
+    assert v.counts["duplicated_events"] == 1 and v.counts["extra_records"] == 1
+    assert v.examples[0]["id"] == kafka[0].event_id and v.examples[0]["times"] == 2
