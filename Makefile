@@ -1,5 +1,5 @@
 # The two commands of the README: `make experiments` and `make test`. Both set up what is missing first.
-.PHONY: setup images experiments test unit lint
+.PHONY: setup images experiments test unit lint matrix nightly
 
 setup:
 	@bash scripts/setup.sh
@@ -17,3 +17,11 @@ unit:
 
 lint:
 	uv run --frozen ruff check .
+
+# The defect detection matrix (5 repetitions of every defect x experiment pair, and the correct pipeline).
+matrix: setup
+	uv run --frozen pytest experiments/test_detection_matrix.py --chaos-tier=matrix --chaos-repeat=5
+
+# The nightly tier: longer phases and load, nightly-only experiments included.
+nightly: setup
+	uv run --frozen pytest experiments/ --chaos-tier=nightly

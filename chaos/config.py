@@ -21,6 +21,7 @@ from typing import Any, get_type_hints
 
 ENV_PREFIX = "CHAOS_"
 IMAGE_SOURCES = ("auto", "local", "official")
+TIERS = ("gate", "nightly", "matrix")
 
 
 def _default_cache_dir() -> Path:
@@ -36,6 +37,8 @@ class Settings:
     image_postgres: str = field(default="", metadata={"help": "override the Postgres image reference"})
     image_toxiproxy: str = field(default="", metadata={"help": "override the Toxiproxy image reference"})
     image_pipeline: str = field(default="", metadata={"help": "override the pipeline (ingest/projector) image"})
+    image_nethelper: str = field(default="", metadata={
+        "help": "override the fault helper image (iptables, tc, chaos-netem; see chaos.images)"})
     cache_dir: Path = field(default_factory=_default_cache_dir, metadata={"help": "build cache"})
     build_timeout_s: float = field(default=1800.0, metadata={"help": "bound on building all local images"})
     registry_probe_timeout_s: float = field(default=20.0, metadata={"help": "bound on a registry probe"})
@@ -49,6 +52,14 @@ class Settings:
     toxiproxy_api_timeout_s: float = field(default=5.0, metadata={"help": "bound on one Toxiproxy API call"})
     projector_replicas: int = field(default=2, metadata={"help": "projector consumer-group replicas"})
     topic_partitions: int = field(default=6, metadata={"help": "partitions of each experiment's topic"})
+    kafka_log_disk_mb: int = field(default=256, metadata={
+        "help": "size of each broker's own log filesystem (a tmpfs volume; DiskFull fills it); 0: no own disk"})
+
+    # --- faults ---------------------------------------------------------------------------------
+    helper_timeout_s: float = field(default=30.0, metadata={
+        "help": "bound on one fault helper container (iptables/tc/exec) run and on its start"})
+    fault_step_timeout_s: float = field(default=60.0, metadata={
+        "help": "bound on one step of a fault: a broker rejoining in a rolling restart, a row lock taken"})
 
     # --- Kafka tuning for a test cluster -------------------------------------------------------
     kafka_heap: str = field(default="400m", metadata={"help": "JVM heap of each broker"})
@@ -65,6 +76,8 @@ class Settings:
     rpc_timeout_s: float = field(default=10.0, metadata={"help": "client deadline of one gRPC call"})
     quiesce_timeout_s: float = field(default=90.0, metadata={"help": "bound on waiting for the pipeline to drain"})
     convergence_bound_s: float = field(default=60.0, metadata={"help": "budget: heal -> all acked applied"})
+    tier: str = field(default="gate", metadata={"help": "gate (every change) | nightly (longer, repeated) | matrix"})
+    repeat: int = field(default=1, metadata={"help": "run every experiment this many times"})
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -91,8 +104,14 @@ class Settings:
                 f"image_source={self.image_source!r} is not one of {', '.join(IMAGE_SOURCES)}; "
                 f"set {ENV_PREFIX}IMAGE_SOURCE to one of them"
             )
+        if self.tier not in TIERS:
+            raise ValueError(f"tier={self.tier!r} is not one of {', '.join(TIERS)}; set {ENV_PREFIX}TIER")
+        if self.repeat < 1:
+            raise ValueError("repeat must be at least 1")
         if self.projector_replicas < 1:
             raise ValueError("projector_replicas must be at least 1")
+        if self.kafka_log_disk_mb and self.kafka_log_disk_mb < 64:
+            raise ValueError("kafka_log_disk_mb must be 0 (no own disk) or at least 64")
         if self.kafka_broker_heartbeat_ms >= self.kafka_broker_session_timeout_ms:
             raise ValueError("kafka_broker_heartbeat_ms must be below kafka_broker_session_timeout_ms")
 

@@ -14,13 +14,27 @@ published on 127.0.0.1 only, used by the test process for admin and verification
 
 Everything carries ``org.pipeline-chaos.run=<run id>`` and the owner's host and pid. At start a sweep
 removes what earlier runs on this host left behind when their owner process is gone. ``stop()``
-removes every container and network of the run, whatever state they are in.
+removes every container, volume and network of the run, whatever state they are in.
+
+Each broker's log dir is its own small filesystem (``kafka_log_disk_mb``, default 256 MB) so that the
+DiskFull fault can fill it: a labelled tmpfs volume per broker, mounted at the log dir. A tmpfs volume
+is unmounted (and its content lost) when the last container using it stops, which would wipe a broker
+on every kill or restart; so one helper container, ``disks`` (role ``helper``), mounts all three
+volumes and runs for the whole session, keeping them mounted while brokers die and come back. This
+needs no root on the host and no host mount to clean up (a host tmpfs per broker would): removing
+the run's containers and then its labelled volumes frees everything, and the start-up sweep does the
+same for runs whose owner is gone.
+
+Fault helpers (``run_helper``, ``start_helper``) are short-lived containers of the ``nethelper`` image
+that share a target's network namespace (``network_mode=container:<id>``) with only CAP_NET_ADMIN,
+carry the run's labels and are removed after use.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -64,6 +78,8 @@ PROJECTOR_KAFKA_PROXY = 19200  # + broker id
 PROJECTOR_PG_PROXY = 15432
 INGEST_PG_PROXY = 15433
 KAFKA_LOG_DIR = "/var/tmp/kafka-logs"
+DISKS_MOUNT = "/disks"  # where the ``disks`` keeper mounts broker i's log volume: /disks/kafka-<i>
+QUORUM_STATE = f"{KAFKA_LOG_DIR}/__cluster_metadata-0/quorum-state"
 
 # testcontainers' reaper image cannot be pulled on air-gapped machines: cleanup by label is ours.
 testcontainers_config.ryuk_disabled = True
@@ -146,6 +162,13 @@ def sweep(client: docker.DockerClient, *, run_id: str | None = None, only_orphan
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             n.remove()
             removed += 1
+    # Volumes last: a volume in use by a container cannot be removed.
+    for v in client.volumes.list(filters=filters):
+        if only_orphans and not run_id and _owner_alive((v.attrs.get("Labels") or {}).get(LABEL_OWNER, "")):
+            continue
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            v.remove(force=True)
+            removed += 1
     return removed
 
 
@@ -212,6 +235,7 @@ class Environment:
         self.client: docker.DockerClient | None = None
         self.network: Network | None = None
         self._containers: dict[str, Container] = {}
+        self._helpers: dict[str, Container] = {}  # long-lived helpers (the disks keeper); not fault targets
         self._lock = threading.Lock()
         self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         self.pg_password = secrets.token_urlsafe(18)
@@ -258,6 +282,7 @@ class Environment:
         self.network = Network(docker_network_kw={"labels": self.labels("network"), "internal": False})
         self.network.name = self.prefix
         self.network.create()
+        self._start_disks()
         builders: dict[str, Callable[[], _Container]] = {
             "toxiproxy": self._toxiproxy, "postgres": self._postgres,
             **{f"kafka-{i}": (lambda i=i: self._kafka(i)) for i in BROKERS},  # type: ignore[misc]
@@ -285,6 +310,7 @@ class Environment:
             return
         sweep(client, run_id=self.run_id, only_orphans=False)
         self._containers.clear()
+        self._helpers.clear()
         self.deployment = None
 
     def _start(self, name: str, build: Callable[[], _Container]) -> None:
@@ -375,11 +401,203 @@ class Environment:
             f'exec java -Xms{heap} -Xmx{heap} -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:+ExitOnOutOfMemoryError '
             '-Djava.awt.headless=true $LOG -cp "$CP" kafka.Kafka /tmp/server.properties'
         )
-        return (_Container(self.images["kafka"]).with_kwargs(labels=self.labels("kafka", broker=str(i)))
+        tc = (_Container(self.images["kafka"]).with_kwargs(labels=self.labels("kafka", broker=str(i)))
                 .with_env("KAFKA_PROPERTIES", self.kafka_properties(i))
                 .with_env("KAFKA_LOG4J", KAFKA_LOG4J).with_env("KAFKA_CLUSTER_ID", self.cluster_id)
                 .with_command(["sh", "-c", script])
                 .with_loopback_port(KAFKA_EXTERNAL, self.ports[f"kafka-{i}"]))
+        if self.settings.kafka_log_disk_mb:
+            tc.with_volume_mapping(self.disk_volume(i), KAFKA_LOG_DIR, "rw")
+        return tc
+
+    # -- broker disks and fault helpers ----------------------------------------------------------------
+
+    def disk_volume(self, i: int) -> str:
+        """Name of broker ``i``'s log volume (a tmpfs of ``kafka_log_disk_mb``)."""
+        return f"{self.prefix}-kafka-{i}-logs"
+
+    def _start_disks(self) -> None:
+        """Create the brokers' log volumes and the ``disks`` keeper that holds them mounted all session."""
+        mb = self.settings.kafka_log_disk_mb
+        if not mb:
+            return
+        assert self.client is not None
+        volumes = {}
+        for i in BROKERS:
+            name = self.disk_volume(i)
+            self.client.volumes.create(name=name, driver="local", labels=self.labels("disk", broker=str(i)),
+                                       driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={mb}m,mode=1777"})
+            volumes[name] = {"bind": f"{DISKS_MOUNT}/kafka-{i}", "mode": "rw"}
+        keeper = self.client.containers.run(
+            self.images["nethelper"], ["sleep", "infinity"], name=f"{self.prefix}-disks", detach=True,
+            labels=self.labels("helper", helper="disks"), volumes=volumes, network_mode="none",
+            cap_drop=["ALL"], init=True)
+        self._helpers["disks"] = keeper
+
+    def disks_keeper(self) -> Container:
+        """The helper that keeps the brokers' log volumes mounted (DiskFull fills them through it)."""
+        c = self._helpers.get("disks")
+        if c is None:
+            raise ValueError("this environment has no broker disks (kafka_log_disk_mb=0); set "
+                             "CHAOS_KAFKA_LOG_DISK_MB (e.g. 256) to give each broker its own log filesystem")
+        c.reload()
+        if c.labels.get(LABEL_RUN) != self.run_id:
+            raise PermissionError(f"container {c.name} does not carry this run's label; refusing to touch it")
+        return c
+
+    def exec_checked(self, container: Container, cmd: list[str], what: str) -> str:
+        """Run ``cmd`` in a running container; its output, or RuntimeError naming ``what`` on failure."""
+        result = container.exec_run(cmd, demux=False)
+        out = (result.output or b"").decode(errors="replace")
+        if result.exit_code != 0:
+            raise RuntimeError(f"{what} failed in {container.name} (exit {result.exit_code}): {out.strip()[-500:]}")
+        return out
+
+    def _helper_kwargs(self, node: str, purpose: str) -> dict[str, Any]:
+        target = self.container(node)  # refuses anything without this run's label
+        if target.status not in ("running", "paused"):
+            raise RuntimeError(f"cannot reach the network namespace of {node}: it is {target.status}")
+        return {"network_mode": f"container:{target.id}", "cap_drop": ["ALL"], "cap_add": ["NET_ADMIN"],
+                "labels": self.labels("helper", helper=purpose, target=node), "init": True}
+
+    def run_helper(self, node: str, script: str, *, purpose: str = "net") -> str:
+        """Run ``sh -c script`` in ``node``'s network namespace with only NET_ADMIN; its output.
+
+        The helper container carries the run's labels and is removed afterwards; the run is bounded by
+        ``helper_timeout_s``. RuntimeError with the output when the script fails."""
+        assert self.client is not None
+        c = self.client.containers.run(self.images["nethelper"], ["sh", "-c", script], detach=True,
+                                       name=f"{self.prefix}-{purpose}-{node}-{secrets.token_hex(3)}",
+                                       **self._helper_kwargs(node, purpose))
+        try:
+            try:
+                status = c.wait(timeout=self.settings.helper_timeout_s)
+            except Exception as exc:  # requests' ReadTimeout / ConnectionError
+                raise TimeoutError(f"helper on {node} did not finish within {self.settings.helper_timeout_s:.0f} s "
+                                   f"(helper_timeout_s): {script[:200]}") from exc
+            out = c.logs(stdout=True, stderr=True).decode(errors="replace")
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                c.remove(force=True)
+        if status.get("StatusCode") != 0:
+            raise RuntimeError(f"helper on {node} failed (exit {status.get('StatusCode')}): {out.strip()[-800:]}")
+        return out
+
+    def start_helper(self, node: str, command: list[str], *, purpose: str, ready: str | None = None) -> Container:
+        """Start a long-running helper in ``node``'s network namespace; wait for ``ready`` in its output."""
+        assert self.client is not None
+        c = self.client.containers.run(self.images["nethelper"], command, detach=True,
+                                       name=f"{self.prefix}-{purpose}-{node}-{secrets.token_hex(3)}",
+                                       **self._helper_kwargs(node, purpose))
+        if ready:
+            def is_ready() -> bool:
+                c.reload()
+                logs = c.logs().decode(errors="replace")
+                if c.status == "exited":
+                    raise RuntimeError(f"helper {c.name} exited: {logs.strip()[-500:]}")
+                return ready in logs
+
+            try:
+                wait_until(is_ready, self.settings.helper_timeout_s, f"helper {c.name} to be ready",
+                           self.settings.poll_interval_s / 2)
+            except BaseException:
+                self.stop_helper(c)
+                raise
+        return c
+
+    def stop_helper(self, c: Container) -> str:
+        """Stop (SIGTERM, then the stop timeout) and remove a helper; returns its output. Idempotent."""
+        out = ""
+        with contextlib.suppress(docker.errors.APIError):
+            c.stop(timeout=self.settings.container_stop_timeout_s)
+        with contextlib.suppress(docker.errors.APIError):
+            out = c.logs().decode(errors="replace")
+        with contextlib.suppress(docker.errors.APIError):
+            c.remove(force=True)
+        return out
+
+    # -- addresses and roles used by faults -----------------------------------------------------------
+
+    def node_ip(self, name: str) -> str | None:
+        """``name``'s IPv4 address on the run's network, or None when it has none (not running)."""
+        c = self.container(name)
+        nets = c.attrs.get("NetworkSettings", {}).get("Networks", {}) or {}
+        ip = (nets.get(self.prefix) or {}).get("IPAddress") or None
+        return ip
+
+    def node_ips(self) -> dict[str, str]:
+        """Every node's address on the run's network (nodes that are not running are left out)."""
+        out = {}
+        for name in self.node_names():
+            ip = self.node_ip(name)
+            if ip:
+                out[name] = ip
+        return out
+
+    def gateway_ip(self) -> str:
+        """The network's gateway: the host side (published ports, the test process's own traffic)."""
+        assert self.client is not None
+        net = self.client.networks.get(self.prefix)
+        return str(net.attrs["IPAM"]["Config"][0]["Gateway"])
+
+    def broker_names(self) -> list[str]:
+        return [f"kafka-{i}" for i in BROKERS]
+
+    def quorum_state(self, broker: str) -> dict[str, Any]:
+        """The KRaft quorum state as ``broker`` last wrote it (``leaderId``, ``leaderEpoch``, ...)."""
+        out = self.exec_checked(self.container(broker), ["cat", QUORUM_STATE], f"reading {QUORUM_STATE}")
+        return dict(json.loads(out))
+
+    def active_controller(self) -> int:
+        """Node id of the active KRaft controller (the quorum leader).
+
+        The Metadata response's controller id is not it under KRaft (brokers hand clients a random live
+        broker), so this reads each running broker's ``quorum-state`` file and takes the leader of the
+        highest epoch that a majority of voters agrees on (a partitioned node may hold a stale view)."""
+        views: list[tuple[int, int]] = []
+        for b in self.broker_names():
+            try:
+                c = self.container(b)
+                if c.status != "running":
+                    continue
+                st = self.quorum_state(b)
+            except Exception as exc:
+                log.debug("quorum state of %s unreadable: %s", b, exc)
+                continue
+            leader, epoch = int(st.get("leaderId", -1)), int(st.get("leaderEpoch", -1))
+            if leader >= 0:
+                views.append((epoch, leader))
+        if not views:
+            raise RuntimeError("no running broker knows a KRaft quorum leader")
+        epoch, leader = max(views)
+        agreeing = sum(1 for v in views if v == (epoch, leader))
+        if agreeing < len(BROKERS) // 2 + 1 and len(views) > 1:
+            log.info("active controller %d (epoch %d) is the view of %d broker(s) only", leader, epoch, agreeing)
+        return leader
+
+    def topic_metadata(self, topic: str, avoid: tuple[int, ...] = (), timeout_s: float | None = None) -> Any:
+        """Metadata of ``topic`` as answered by a broker not in ``avoid``.
+
+        A partitioned broker keeps answering with its stale view, and a client that knows the cluster
+        may ask any broker; so each attempt uses a fresh client bootstrapped on one allowed broker (its
+        first answer comes from that broker) and checks who answered. Bounded by ``fault_step_timeout_s``."""
+        bound = self.settings.fault_step_timeout_s if timeout_s is None else timeout_s
+        allowed = [b for b in BROKERS if b not in avoid]
+
+        def ask() -> Any:
+            for b in allowed:
+                client = AdminClient(kafka_client_config(self.endpoints.kafka_external_by_broker[b]))
+                try:
+                    md = client.list_topics(topic, timeout=3)
+                except Exception as exc:
+                    log.debug("metadata from broker %d: %s", b, exc)
+                    continue
+                if md.orig_broker_id == b and topic in md.topics and not md.topics[topic].error:
+                    return md.topics[topic]
+            return None
+
+        return wait_until(ask, bound, f"metadata of {topic} from a broker outside {list(avoid)}",
+                          self.settings.poll_interval_s / 2)
 
     # -- readiness ------------------------------------------------------------------------------------
 
@@ -421,7 +639,7 @@ class Environment:
     def collect_logs(self, dest: Path, tail: int = 5000) -> list[Path]:
         """Write every container's log of this run into ``dest``; returns the files written."""
         dest.mkdir(parents=True, exist_ok=True)
-        written = []
+        written: list[Path] = []
         if self.client is None:
             return written
         for c in self.client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={self.run_id}"}):

@@ -12,7 +12,6 @@ quiescence, convergence) is bounded by a named setting.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -20,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos import checkers, truth
+from chaos import checkers, report, truth
 from chaos.checkers import Budget, Verdict
 from chaos.config import Settings
 from chaos.env import Environment, wait_until
-from chaos.faults import Fault
+from chaos.faults import Fault, Schedule, active_faults
 from chaos.history import History, Outcome
+from chaos.report.live import Monitor, pipeline_probe
 from chaos.workload import LoadGenerator, LoadSpec, now_us
 
 log = logging.getLogger("chaos.experiment")
@@ -43,6 +43,7 @@ class ExperimentResult:
     wall_s: float
     artefacts: Path
     faults: list[dict[str, Any]] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)  # live samples (chaos.report.live)
 
     @property
     def ok(self) -> bool:
@@ -61,15 +62,8 @@ class ExperimentResult:
         checkers.assert_verdicts(self.verdicts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "experiment": self.name, "defects": list(self.defects), "ok": self.ok, "wall_s": round(self.wall_s, 2),
-            "convergence_s": self.convergence_s, "faults": self.faults,
-            "phases": {k: v.to_dict() for k, v in self.stats.items()},
-            "verdicts": [v.to_dict() for v in self.verdicts],
-            "counts": {"ops": len(self.history.ops), "applied_rows": len(self.truth.applied),
-                       "kafka_records": len(self.truth.kafka)},
-            "meta": self.history.meta,
-        }
+        """The ``results.json`` document (layout in :mod:`chaos.report.results`)."""
+        return report.results_of(self)
 
 
 class Experiment:
@@ -85,8 +79,8 @@ class Experiment:
         self.artefacts = artefacts or settings.report_dir / name
         self.seed = settings.seed or int.from_bytes(name.encode()[:4].ljust(4, b"\0"), "big") ^ time.time_ns()
 
-    def run(self, *, fault: Fault | None = None, warmup_s: float = 4.0, before_s: float = 5.0, during_s: float = 8.0,
-            after_s: float = 5.0, budgets: dict[str, Budget] | None = None,
+    def run(self, *, fault: Fault | Schedule | None = None, warmup_s: float = 4.0, before_s: float = 5.0,
+            during_s: float = 8.0, after_s: float = 5.0, budgets: dict[str, Budget] | None = None,
             convergence_bound_s: float | None = None) -> ExperimentResult:
         started = time.monotonic()
         env, s = self.env, self.settings
@@ -105,9 +99,14 @@ class Experiment:
         watcher: threading.Thread | None = None
         stop_watching = threading.Event()
         faults: list[dict[str, Any]] = []
+        # Samples lag and applied rows for the report, and prints a rate-limited progress line.
+        monitor = Monitor(self.name, gen, active=lambda: active_faults(env), events_per_op=self.load.batch_size,
+                          probe=pipeline_probe(env.endpoints.kafka_external, dep.group, dep.topic, conninfo,
+                                               dep.schema))
         # Warm-up: a fresh producer, consumer group and JIT-cold brokers answer slowly for a few
         # seconds; those operations are checked for loss like any other but carry no budget.
         gen.start(phase="warmup")
+        monitor.start()
         try:
             time.sleep(warmup_s)
             gen.mark_phase("before")
@@ -115,13 +114,23 @@ class Experiment:
             if fault is not None:
                 gen.mark_phase("during")
                 t_inject = now_us()
-                try:
-                    with fault.active(env):
-                        time.sleep(during_s)
-                finally:
-                    heal_at = now_us()
-                    history.add_fault(fault.name, t_inject, heal_at, fault.describe())
-                    faults.append({**fault.describe(), "start_us": t_inject, "end_us": heal_at})
+                if isinstance(fault, Schedule):
+                    timeline: list[dict[str, Any]] = []
+                    try:
+                        timeline = fault.run(env)
+                    finally:
+                        heal_at = now_us()
+                        for window in _windows(timeline, t_inject, heal_at):
+                            history.add_fault(window["name"], window["start_us"], window["end_us"], window)
+                            faults.append(window)
+                else:
+                    try:
+                        with fault.active(env):
+                            time.sleep(during_s)
+                    finally:
+                        heal_at = now_us()
+                        history.add_fault(fault.name, t_inject, heal_at, fault.describe())
+                        faults.append({**fault.describe(), "start_us": t_inject, "end_us": heal_at})
                 watcher = threading.Thread(target=self._watch_convergence,
                                            args=(history, heal_at, conninfo, dep.schema, convergence,
                                                  stop_watching),
@@ -129,6 +138,9 @@ class Experiment:
                 watcher.start()
             gen.mark_phase("after")
             time.sleep(after_s)
+        except BaseException:
+            monitor.stop("aborted")
+            raise
         finally:
             gen.stop()
         try:
@@ -138,6 +150,7 @@ class Experiment:
         finally:
             # Quiescent (or given up): whatever has not converged by now never will; stop probing.
             stop_watching.set()
+            samples = monitor.stop("drained")
         if watcher is not None:
             watcher.join(timeout=s.quiesce_timeout_s)
         gt = truth.read_all(env.endpoints.kafka_external, conninfo, dep.topic, dep.schema, s.quiesce_timeout_s)
@@ -152,7 +165,7 @@ class Experiment:
         result = ExperimentResult(name=self.name, defects=self.defects, history=history, truth=gt,
                                   verdicts=verdicts, stats=checkers.phase_stats(history),
                                   convergence_s=convergence["s"], wall_s=time.monotonic() - started,
-                                  artefacts=self.artefacts, faults=faults)
+                                  artefacts=self.artefacts, faults=faults, samples=samples)
         self._write(result)
         return result
 
@@ -203,24 +216,27 @@ class Experiment:
     # -- artefacts ------------------------------------------------------------------------------------
 
     def _write(self, result: ExperimentResult) -> None:
-        out = self.artefacts
-        out.mkdir(parents=True, exist_ok=True)
-        result.history.write_jsonl(out / "history.jsonl")
-        (out / "results.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
-        (out / "summary.md").write_text(summary_markdown(result))
+        """history.jsonl, results.json, report.html and summary.md (see :mod:`chaos.report`)."""
+        report.write_experiment(result, self.artefacts)
+
+
+def _windows(timeline: list[dict[str, Any]], t0_us: int, end_us: int) -> list[dict[str, Any]]:
+    """Fault windows from a schedule's timeline (inject/heal events with offsets from its start)."""
+    open_: dict[str, dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for ev in timeline:
+        key = repr(ev.get("resolved")) + ev["name"] + repr(ev.get("target", ""))
+        at = t0_us + int(ev["t_s"] * 1e6)
+        if ev["action"] == "inject":
+            open_[key] = {**{k: v for k, v in ev.items() if k not in ("t_s", "action")}, "start_us": at}
+        elif key in open_:
+            out.append({**open_.pop(key), "end_us": at})
+    out += [{**w, "end_us": end_us} for w in open_.values()]
+    return sorted(out, key=lambda w: w["start_us"])
 
 
 def summary_markdown(result: ExperimentResult) -> str:
-    lines = [f"### {result.name} {'PASS' if result.ok else 'FAIL'}",
-             f"defects: {', '.join(result.defects) or 'none'}; wall time {result.wall_s:.1f} s; "
-             f"convergence {result.convergence_s if result.convergence_s is not None else '-'} s", "",
-             "| phase | ops | ok | fail | unknown | error rate | p50 ms | p99 ms | max ms |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for name, st in result.stats.items():
-        d = st.to_dict()
-        lines.append(f"| {name} | {d['ops']} | {d['ok']} | {d['fail']} | {d['unknown']} | "
-                     f"{d['error_rate']:.3f} | {d['p50_ms']} | {d['p99_ms']} | {d['max_ms']} |")
-    lines += ["", "| invariant | verdict | detail |", "|---|---|---|"]
-    for v in result.verdicts:
-        lines.append(f"| {v.name} | {'pass' if v.ok else 'FAIL'} | {v.message} |")
-    return "\n".join(lines) + "\n"
+    """The experiment's markdown summary (as written to ``summary.md``)."""
+    from chaos.report.markdown import experiment_markdown
+
+    return experiment_markdown(result.to_dict())

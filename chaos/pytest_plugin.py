@@ -30,9 +30,14 @@ from chaos.env import Environment, EnvironmentError_
 from chaos.experiment import Experiment
 from chaos.faults import heal_all
 from chaos.images import ImageError, resolve
+from chaos.report import plugin as report_plugin
 from chaos.workload import LoadSpec
 
+# progress lines, JUnit properties, the run index (see chaos.report.plugin)
+pytest_plugins = ["chaos.report.plugin"]
+
 SETTINGS_KEY = pytest.StashKey[Settings]()
+MATRIX_KEY = pytest.StashKey[list[dict[str, Any]]]()
 REPORT_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
@@ -55,6 +60,9 @@ def _interrupt(signum: int, _frame: Any) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "experiment: a chaos experiment against the running pipeline")
     config.addinivalue_line("markers", "integration: needs the container environment")
+    config.addinivalue_line("markers", "nightly: runs only in the nightly tier (--chaos-tier=nightly)")
+    config.addinivalue_line("markers", "matrix: the defect detection matrix (--chaos-tier=matrix)")
+    config.stash[MATRIX_KEY] = []
     env = dict(os.environ)
     for name in setting_help():
         ini = config.getini(f"chaos_{name}")
@@ -72,9 +80,74 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(sig, _interrupt)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tiers: gate runs what is unmarked; nightly adds ``nightly``; matrix runs only ``matrix``."""
+    tier = config.stash[SETTINGS_KEY].tier
+    keep, drop = [], []
+    for item in items:
+        marked = {m.name for m in item.iter_markers()}
+        if tier == "matrix":
+            wanted = "matrix" in marked
+        else:
+            wanted = "matrix" not in marked and ("nightly" not in marked or tier == "nightly")
+        (keep if wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    repeat = metafunc.config.stash[SETTINGS_KEY].repeat
+    if repeat > 1 and "chaos_repetition" in metafunc.fixturenames:
+        metafunc.parametrize("chaos_repetition", range(1, repeat + 1), ids=lambda r: f"rep{r}")
+
+
+@pytest.fixture
+def chaos_repetition() -> int:
+    """Which repetition of an experiment this is (``--chaos-repeat N`` runs each N times)."""
+    return 1
+
+
+def record_matrix(config: pytest.Config, row: dict[str, Any]) -> None:
+    """Used by the detection matrix: one row per (defect, experiment) run."""
+    config.stash[MATRIX_KEY].append(row)
+
+
+def matrix_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: defect x experiment -> caught n/N (failing invariants, one example)."""
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        cells.setdefault((r["defect"], r["experiment"]), []).append(r)
+    lines = ["| defect | experiment | result | failing invariants | example |", "|---|---|---|---|---|"]
+    for (defect, exp), runs in sorted(cells.items()):
+        caught = sum(1 for r in runs if r["caught"])
+        failing = sorted({v for r in runs for v in r["failed"]})
+        example = next((r["example"] for r in runs if r["example"]), "")
+        verdict = "caught" if caught == len(runs) else ("missed" if caught == 0 else "flaky")
+        label = "correct pipeline" if defect == "none" else defect
+        if defect == "none":
+            verdict = "passed" if caught == 0 else "FAILED"
+            caught = len(runs) - caught
+        lines.append(f"| {label} | {exp} | {verdict} {caught}/{len(runs)} | {', '.join(failing) or '-'} | {example} |")
+    return "\n".join(lines) + "\n"
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    rows = config.stash.get(MATRIX_KEY, [])
+    if not rows:
+        return
+    table = matrix_table(rows)
+    terminalreporter.section("defect detection matrix")
+    terminalreporter.write(table)
+    out = Path(rows[0]["report_root"]) / "matrix.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table)
+    terminalreporter.write_line(f"written to {out}")
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     s = config.stash[SETTINGS_KEY]
-    keys = ("image_source", "report_dir", "seed", "kafka_broker_session_timeout_ms",
+    keys = ("tier", "repeat", "image_source", "report_dir", "seed", "kafka_broker_session_timeout_ms",
             "kafka_replica_lag_time_max_ms", "projector_session_timeout_ms", "quiesce_timeout_s")
     return ["chaos: " + ", ".join(f"{k}={getattr(s, k)}" for k in keys)]
 
@@ -113,14 +186,16 @@ def _slug(nodeid: str) -> str:
 
 
 @pytest.fixture
-def experiment(chaos_env: Environment, chaos_settings: Settings,
-               request: pytest.FixtureRequest) -> Iterator[Callable[..., Experiment]]:
+def experiment(chaos_env: Environment, chaos_settings: Settings, request: pytest.FixtureRequest,
+               chaos_repetition: int) -> Iterator[Callable[..., Experiment]]:
     root = chaos_settings.report_dir / chaos_env.run_id
     made: list[Experiment] = []
 
     def make(defects: tuple[str, ...] | list[str] = (), load: LoadSpec | None = None,
              name: str | None = None) -> Experiment:
-        base = name or _slug(request.node.nodeid)
+        base = name or _slug(request.node.nodeid.split("[")[0])
+        if chaos_repetition > 1 or chaos_settings.repeat > 1:
+            base = f"{base}-rep{chaos_repetition}"
         suffix = f"-{'+'.join(defects)}" if defects and not name else ""
         exp = Experiment(chaos_env, chaos_settings, base + suffix, defects=tuple(defects), load=load,
                          artefacts=root / (base + suffix))
@@ -134,6 +209,7 @@ def experiment(chaos_env: Environment, chaos_settings: Settings,
     if failed or healed:
         for exp in made:
             chaos_env.collect_logs(Path(exp.artefacts) / "logs")
+    report_plugin.experiments_done(request, made, logs=bool(failed or healed))
     chaos_env.undeploy()
     assert not healed, f"faults still active after the test were healed by the safety net: {healed}"
 

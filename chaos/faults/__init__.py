@@ -5,12 +5,55 @@ A fault is validated before anything is injected (bad attributes or an unknown t
 container that does not carry this run's label (``Environment.container`` enforces it), and heals
 idempotently. ``with fault.active(env):`` heals in a ``finally``; every injected fault is also
 registered on the environment so a session-level safety net heals whatever is still active at teardown.
+A ``Schedule`` injects and heals several faults at set times.
+
+Catalogue (README "Fault catalogue" has what each models):
+links (Toxiproxy)  Latency, Bandwidth, BlackHole, ResetPeer, SlowClose, Slicer, LimitData, Toxic, LinkDown
+containers         Kill (= KillAndRestart), Stop, Pause, Restart, RollingRestart
+network            Isolate, Split, Bridge, OneWay, Partition (iptables), NetEm (loss, delay, duplication, corruption)
+database           TerminateBackends, HoldRowLocks (and Restart/Pause of "postgres")
+resources          DiskFull
 """
 
 from chaos.faults.base import Fault, active_faults, heal_all
-from chaos.faults.container import KillAndRestart, Pause
-from chaos.faults.network import Latency, LinkDown, links_matching
-from chaos.faults.targets import AnyBroker, LeaderOf, Node, Target
+from chaos.faults.container import Kill, KillAndRestart, Pause, Restart, RollingRestart, Stop
+from chaos.faults.database import HoldRowLocks, TerminateBackends
+from chaos.faults.disk import DiskFull
+from chaos.faults.network import (
+    Bandwidth,
+    BlackHole,
+    Latency,
+    LimitData,
+    LinkDown,
+    ResetPeer,
+    Slicer,
+    SlowClose,
+    Toxic,
+    links_matching,
+)
+from chaos.faults.partition import Bridge, Isolate, NetEm, OneWay, Partition, Split
+from chaos.faults.schedule import Schedule, Step
+from chaos.faults.targets import (
+    ActiveController,
+    AnyBroker,
+    Brokers,
+    Ingest,
+    LeaderOf,
+    Majority,
+    Minority,
+    Node,
+    Postgres,
+    Projector,
+    Projectors,
+    Target,
+    Toxiproxy,
+    target,
+)
 
-__all__ = ["AnyBroker", "Fault", "KillAndRestart", "Latency", "LeaderOf", "LinkDown", "Node", "Pause", "Target",
-           "active_faults", "heal_all", "links_matching"]
+__all__ = [
+    "ActiveController", "AnyBroker", "Bandwidth", "BlackHole", "Bridge", "Brokers", "DiskFull", "Fault",
+    "HoldRowLocks", "Ingest", "Isolate", "Kill", "KillAndRestart", "Latency", "LeaderOf", "LimitData", "LinkDown",
+    "Majority", "Minority", "NetEm", "Node", "OneWay", "Partition", "Pause", "Postgres", "Projector", "Projectors",
+    "ResetPeer", "Restart", "RollingRestart", "Schedule", "Slicer", "SlowClose", "Split", "Step", "Stop", "Target",
+    "TerminateBackends", "Toxic", "Toxiproxy", "active_faults", "heal_all", "links_matching", "target",
+]

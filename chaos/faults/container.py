@@ -1,67 +1,211 @@
-"""Container faults through the engine: kill (SIGKILL) and start again, pause."""
+"""Container faults through the engine: kill, stop, pause, restart, rolling restart.
+
+Each acts on every node its target resolves to (``Kill("majority")`` kills two brokers) and only on
+containers that carry this run's label (``Environment.container`` refuses the others). Heal brings
+every touched container back to running; it does not wait for the service to be ready again (that is
+``Environment.wait_recovered``), except ``RollingRestart``, whose whole point is the wait between steps.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from chaos.faults.base import Fault
-from chaos.faults.targets import Target
+from chaos.faults.targets import Brokers, Target, target
 
 if TYPE_CHECKING:
+    from docker.models.containers import Container
+
     from chaos.env import Environment
 
+log = logging.getLogger("chaos.faults")
 
-class KillAndRestart(Fault):
-    """SIGKILL the target; heal starts it again (same container, same data, same ports)."""
+
+def _ensure_running(env: Environment, node: str) -> None:
+    c = env.container(node)
+    if c.status == "paused":
+        c.unpause()
+    elif c.status != "running":
+        c.start()
+
+
+class _ContainerFault(Fault):
+    def __init__(self, target_: Target | str) -> None:
+        super().__init__()
+        self.target = target(target_)
+
+    def validate(self, env: Environment) -> None:
+        self.target.validate(env)
+
+    def _nodes(self, env: Environment) -> list[str]:
+        nodes = self.target.nodes(env)
+        for n in nodes:
+            env.container(n)  # unknown or foreign containers fail here, before anything is done
+        self.resolved = {"nodes": nodes}
+        return nodes
+
+    def _heal(self, env: Environment) -> None:
+        errors = []
+        for node in self.resolved.get("nodes", []):
+            try:
+                _ensure_running(env, node)
+            except Exception as exc:
+                errors.append(f"{node}: {exc}")
+        if errors:
+            raise RuntimeError(f"{self.name}: could not bring back {'; '.join(errors)}")
+
+    def params(self) -> dict[str, Any]:
+        return {"target": repr(self.target)}
+
+
+class Kill(_ContainerFault):
+    """SIGKILL the target(s); heal starts them again (same container, same data, same ports).
+
+    Models a crash: a process killed by the OOM killer, a kernel panic, a pulled plug."""
 
     name = "kill"
 
-    def __init__(self, target: Target) -> None:
-        super().__init__()
-        self.target = target
-
-    def validate(self, env: Environment) -> None:
-        self.target.validate(env)
+    def __init__(self, target_: Target | str, signal: str = "SIGKILL") -> None:
+        super().__init__(target_)
+        if signal not in ("SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT"):
+            raise ValueError(f"signal {signal!r} not accepted; accepted: SIGKILL, SIGTERM, SIGINT, SIGQUIT")
+        self.signal = signal
 
     def _inject(self, env: Environment) -> None:
-        node = self.target.resolve(env)
-        self.resolved = {"node": node}
-        env.container(node).kill(signal="SIGKILL")
-
-    def _heal(self, env: Environment) -> None:
-        node = self.resolved.get("node")
-        if node:
-            c = env.container(node)
-            if c.status != "running":
-                c.start()
+        for node in self._nodes(env):
+            env.container(node).kill(signal=self.signal)
 
     def params(self) -> dict[str, Any]:
-        return {"target": repr(self.target)}
+        return {**super().params(), "signal": self.signal}
 
 
-class Pause(Fault):
-    """Freeze every process of the target (cgroup freezer); heal unpauses."""
+KillAndRestart = Kill  # the name the first experiments used
+
+
+class Stop(_ContainerFault):
+    """Graceful stop (SIGTERM, SIGKILL after ``timeout_s``); heal starts the target(s) again.
+
+    Models a deployment or a node drained by an orchestrator: Kafka's controlled shutdown moves
+    leadership away first, the projector finishes its batch and leaves the group."""
+
+    name = "stop"
+
+    def __init__(self, target_: Target | str, timeout_s: int | None = None) -> None:
+        super().__init__(target_)
+        if timeout_s is not None and timeout_s < 0:
+            raise ValueError(f"timeout_s={timeout_s} must be >= 0")
+        self.timeout_s = timeout_s
+
+    def _inject(self, env: Environment) -> None:
+        grace = env.settings.container_stop_timeout_s if self.timeout_s is None else self.timeout_s
+        for node in self._nodes(env):
+            env.container(node).stop(timeout=grace)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "timeout_s": self.timeout_s}
+
+
+class Pause(_ContainerFault):
+    """Freeze every process of the target(s) (cgroup freezer, ``docker pause``); heal unpauses.
+
+    Models a stop-the-world GC pause, a VM descheduled or live-migrated, a process stopped by SIGSTOP:
+    connections stay open, nothing answers."""
 
     name = "pause"
 
-    def __init__(self, target: Target) -> None:
-        super().__init__()
-        self.target = target
+    def _inject(self, env: Environment) -> None:
+        for node in self._nodes(env):
+            env.container(node).pause()
 
-    def validate(self, env: Environment) -> None:
-        self.target.validate(env)
+
+class Restart(_ContainerFault):
+    """Restart the target(s) once, now: graceful (SIGTERM then start) or ``hard`` (SIGKILL then start).
+
+    An event rather than a state: the container is running again when ``inject`` returns; heal only
+    makes sure of it. Models a crash-looping or redeployed service, a database failover-in-place."""
+
+    name = "restart"
+
+    def __init__(self, target_: Target | str, hard: bool = False, timeout_s: int | None = None) -> None:
+        super().__init__(target_)
+        self.hard = hard
+        self.timeout_s = timeout_s
 
     def _inject(self, env: Environment) -> None:
-        node = self.target.resolve(env)
-        self.resolved = {"node": node}
-        env.container(node).pause()
-
-    def _heal(self, env: Environment) -> None:
-        node = self.resolved.get("node")
-        if node:
-            c = env.container(node)
-            if c.status == "paused":
-                c.unpause()
+        grace = env.settings.container_stop_timeout_s if self.timeout_s is None else self.timeout_s
+        for node in self._nodes(env):
+            _restart(env, node, self.hard, grace)
 
     def params(self) -> dict[str, Any]:
-        return {"target": repr(self.target)}
+        return {**super().params(), "hard": self.hard}
+
+
+def _restart(env: Environment, node: str, hard: bool, grace: int) -> None:
+    c: Container = env.container(node)
+    if hard:
+        if c.status in ("running", "paused"):
+            c.kill(signal="SIGKILL")
+        c.start()
+    else:
+        c.restart(timeout=grace)
+
+
+class RollingRestart(_ContainerFault):
+    """Restart the target(s) one at a time (default: every broker), waiting between steps until the
+    restarted broker is registered again and, with a deployed pipeline, every partition of its topic
+    has a full ISR (each wait bounded by ``fault_step_timeout_s``). ``inject`` returns when the roll is
+    done. Models a rolling upgrade or configuration change of the Kafka cluster."""
+
+    name = "rolling_restart"
+
+    def __init__(self, target_: Target | str | None = None, hard: bool = False) -> None:
+        super().__init__(target_ if target_ is not None else Brokers())
+        self.hard = hard
+        self.steps: list[dict[str, Any]] = []
+
+    def _inject(self, env: Environment) -> None:
+        nodes = self._nodes(env)
+        grace = env.settings.container_stop_timeout_s
+        for node in nodes:
+            started = time.monotonic()
+            _restart(env, node, self.hard, grace)
+            _wait_rejoined(env, node)
+            self.steps.append({"node": node, "s": round(time.monotonic() - started, 2)})
+            log.info("rolling restart: %s back after %.1f s", node, time.monotonic() - started)
+        self.resolved["steps"] = self.steps
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "hard": self.hard}
+
+
+def _wait_rejoined(env: Environment, node: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    from chaos.env import BROKERS, kafka_client_config, wait_until
+
+    s = env.settings
+    if not node.startswith("kafka-"):
+        wait_until(lambda: env.container(node).status == "running", s.fault_step_timeout_s,
+                   f"{node} to run again", s.poll_interval_s)
+        return
+    broker = int(node.split("-")[1])
+
+    def answering() -> bool:
+        # A fresh client bootstrapped on this broker alone: its first answer comes from the restarted
+        # process itself (the cluster's cached view may still list the old incarnation).
+        admin = AdminClient(kafka_client_config(env.endpoints.kafka_external_by_broker[broker]))
+        md = admin.list_topics(timeout=3)
+        return md.orig_broker_id == broker and broker in md.brokers
+
+    wait_until(answering, s.fault_step_timeout_s, f"{node} to answer and register again", s.poll_interval_s)
+    if env.deployment is not None:
+        topic = env.deployment.topic
+
+        def full_isr() -> bool:
+            md = env.admin().list_topics(topic, timeout=3).topics[topic]
+            return all(len(p.isrs) == len(BROKERS) and p.leader >= 0 for p in md.partitions.values())
+
+        wait_until(full_isr, s.fault_step_timeout_s, f"every partition of {topic} back to a full ISR after "
+                   f"restarting {node}", s.poll_interval_s)

@@ -30,6 +30,14 @@ toxiproxy
 pipeline
     ``python`` on PATH; ``python -m refpipe.ingest`` and ``python -m refpipe.projector`` run the
     services configured by the environment variables in ``system_under_test/README.md``.
+nethelper
+    The fault helper (never part of the pipeline). ``sh``, ``iptables`` and ``iptables-legacy``
+    (Debian's ``iptables`` package), ``tc``/``ip``/``ss`` (iproute2), ``ping`` usable without NET_RAW,
+    ``nc``, ``fallocate``/``df`` (util-linux, coreutils) and ``chaos-netem`` (user-space netem over
+    NFQUEUE, ``recipes/chaos-netem.c``); default command ``sleep infinity``. It runs with only
+    CAP_NET_ADMIN in a target's network namespace (``network_mode=container:<id>``), and as the keeper
+    of the brokers' log disks. Both sources build it (from the Debian base, or ``FROM
+    debian:bookworm-slim``): no public image carries chaos-netem.
 """
 
 from __future__ import annotations
@@ -55,7 +63,8 @@ TOXIPROXY_VERSION = "2.12.0"
 DEBIAN_SUITE = "bookworm"
 LABEL = "org.pipeline-chaos.contract"
 
-ROLES = ("kafka", "postgres", "toxiproxy", "pipeline")
+ROLES = ("kafka", "postgres", "toxiproxy", "pipeline", "nethelper")
+BUILT_EVEN_WHEN_OFFICIAL = ("pipeline", "nethelper")  # no public image has our code in it
 OFFICIAL = {
     "kafka": f"apache/kafka:{KAFKA_VERSION}",
     "postgres": "postgres:15.14-bookworm",
@@ -114,17 +123,21 @@ def local_tags() -> dict[str, str]:
     pg = _digest(_recipe("postgres.local.Dockerfile"), _recipe("postgres-entrypoint.sh"))
     toxi = _digest(_recipe("toxiproxy.local.Dockerfile"), TOXIPROXY_VERSION.encode())
     pipe = _digest(_recipe("pipeline.local.Dockerfile"), _pipeline_inputs())
+    helper = _digest(_recipe("nethelper.local.Dockerfile"), _recipe("chaos-netem.c"))
     return {
         "kafka": f"pipeline-chaos/kafka:{KAFKA_VERSION}-c{c}-{kafka}",
         "postgres": f"pipeline-chaos/postgres:15-c{c}-{pg}",
         "toxiproxy": f"pipeline-chaos/toxiproxy:{TOXIPROXY_VERSION}-c{c}-{toxi}",
         "pipeline": f"pipeline-chaos/pipeline:c{c}-{pipe}",
+        "nethelper": f"pipeline-chaos/nethelper:c{c}-{helper}",
     }
 
 
 def official_tags() -> dict[str, str]:
     pipe = _digest(_recipe("pipeline.official.Dockerfile"), _pipeline_inputs())
-    return {**OFFICIAL, "pipeline": f"pipeline-chaos/pipeline-official:c{CONTRACT_VERSION}-{pipe}"}
+    helper = _digest(_recipe("nethelper.official.Dockerfile"), _recipe("chaos-netem.c"))
+    return {**OFFICIAL, "pipeline": f"pipeline-chaos/pipeline-official:c{CONTRACT_VERSION}-{pipe}",
+            "nethelper": f"pipeline-chaos/nethelper-official:c{CONTRACT_VERSION}-{helper}"}
 
 
 def _pipeline_inputs() -> bytes:
@@ -181,6 +194,7 @@ def resolve(settings: Settings, *, build: bool = False, log: Callable[[str], Non
         role: ref for role, ref in {
             "kafka": settings.image_kafka, "postgres": settings.image_postgres,
             "toxiproxy": settings.image_toxiproxy, "pipeline": settings.image_pipeline,
+            "nethelper": settings.image_nethelper,
         }.items() if ref
     }
     source = settings.image_source
@@ -220,7 +234,7 @@ def resolve(settings: Settings, *, build: bool = False, log: Callable[[str], Non
 def _pull_official(settings: Settings, refs: dict[str, str], missing: list[str],
                    log: Callable[[str], None]) -> None:
     for role in missing:
-        if role == "pipeline":
+        if role in BUILT_EVEN_WHEN_OFFICIAL:
             continue
         log(f"pulling {refs[role]}")
         if not _try_pull(refs[role], settings.build_timeout_s):
@@ -228,6 +242,8 @@ def _pull_official(settings: Settings, refs: dict[str, str], missing: list[str],
     if "pipeline" in missing:
         builder = LocalBuilder(settings, log=log)
         builder.build_pipeline(refs["pipeline"], dockerfile="pipeline.official.Dockerfile", base=None)
+    if "nethelper" in missing:
+        LocalBuilder(settings, log=log).build_nethelper(refs["nethelper"], "nethelper.official.Dockerfile", None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -362,6 +378,12 @@ class LocalBuilder:
             shutil.copy(binary, Path(tmp) / "toxiproxy")
             self._docker_build(tag, "toxiproxy.local.Dockerfile", Path(tmp), base)
 
+    def build_nethelper(self, tag: str, dockerfile: str = "nethelper.local.Dockerfile",
+                        base: str | None = None) -> None:
+        with tempfile.TemporaryDirectory(prefix="chaos-nethelper-") as tmp:
+            shutil.copy(RECIPES / "chaos-netem.c", Path(tmp) / "chaos-netem.c")
+            self._docker_build(tag, dockerfile, Path(tmp), base)
+
     def build_pipeline(self, tag: str, dockerfile: str = "pipeline.local.Dockerfile",
                        base: str | None = None) -> None:
         wheels = self.wheelhouse()
@@ -384,6 +406,7 @@ class LocalBuilder:
             "kafka": self.build_kafka, "postgres": self.build_postgres,
             "toxiproxy": self.build_toxiproxy,
             "pipeline": lambda tag, base: self.build_pipeline(tag, "pipeline.local.Dockerfile", base),
+            "nethelper": lambda tag, base: self.build_nethelper(tag, "nethelper.local.Dockerfile", base),
         }
         # Host-side downloads overlap with debootstrap; the image builds then run side by side.
         with ThreadPoolExecutor(max_workers=4) as pool:

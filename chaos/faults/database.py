@@ -1,0 +1,165 @@
+"""Database faults: backends terminated, row locks held by a concurrent writer.
+
+Both work from the test process over the direct Postgres connection (127.0.0.1, no toxics). A
+database restart or pause is a container fault: ``Restart("postgres")``, ``Pause("postgres")``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from chaos.faults.base import Fault
+
+if TYPE_CHECKING:
+    from chaos.env import Environment
+
+log = logging.getLogger("chaos.faults")
+
+TERMINATE_SQL = """
+SELECT pid, application_name, pg_terminate_backend(pid)
+FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+  AND application_name LIKE %s
+"""
+
+
+class TerminateBackends(Fault):
+    """``pg_terminate_backend`` on every client session whose ``application_name`` matches the LIKE
+    pattern (default ``refpipe-%``: the reference pipeline's projector and ingest sessions), once at
+    injection or, with ``interval_s``, again every ``interval_s`` seconds until healed.
+
+    Models a database failover, an admin killing sessions, a connection pooler recycling connections,
+    an idle-session timeout: the pipeline must reconnect and retry without losing or repeating work."""
+
+    name = "terminate_backends"
+
+    def __init__(self, application_name: str = "refpipe-%", interval_s: float | None = None) -> None:
+        super().__init__()
+        if not isinstance(application_name, str) or not application_name:
+            raise ValueError("application_name must be a non-empty LIKE pattern, e.g. 'refpipe-projector-%'")
+        if interval_s is not None and not interval_s > 0:
+            raise ValueError(f"interval_s={interval_s!r} must be positive (or None: once)")
+        self.application_name = application_name
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _terminate(self, env: Environment) -> int:
+        with psycopg.connect(env.endpoints.pg_conninfo(), autocommit=True) as conn:
+            rows = conn.execute(TERMINATE_SQL, (self.application_name,)).fetchall()
+        with self._lock:
+            self.resolved["terminated"] = self.resolved.get("terminated", 0) + sum(1 for r in rows if r[2])
+            apps = set(self.resolved.get("applications", [])) | {str(r[1]) for r in rows}
+            self.resolved["applications"] = sorted(apps)
+        return len(rows)
+
+    def _inject(self, env: Environment) -> None:
+        self.resolved = {"terminated": 0, "applications": []}
+        self._stop.clear()
+        self._terminate(env)
+        if self.interval_s is not None:
+            interval = self.interval_s
+
+            def repeat() -> None:
+                while not self._stop.wait(interval):  # the fault's own cadence, not a wait for a state
+                    try:
+                        self._terminate(env)
+                    except Exception as exc:
+                        log.warning("terminate_backends: %s", exc)
+
+            self._thread = threading.Thread(target=repeat, name="terminate-backends", daemon=True)
+            self._thread.start()
+
+    def _heal(self, env: Environment) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=env.settings.fault_step_timeout_s)
+            self._thread = None
+
+    def params(self) -> dict[str, Any]:
+        return {"application_name": self.application_name, "interval_s": self.interval_s}
+
+
+class HoldRowLocks(Fault):
+    """A concurrent writer: takes ``SELECT ... FOR UPDATE`` on the projection's rows (``table`` in the
+    deployed pipeline's schema, all rows or those of ``keys``) and holds the locks until healed.
+
+    With ``write=True`` (the default) it also bumps each locked row's ``version`` column (totals
+    untouched) and commits at heal, like another service updating the same rows: the projector's
+    UPDATEs wait on the locks and, once released, find the version changed (READ COMMITTED re-checks
+    the WHERE clause on the new row version) and must retry the batch: write conflicts. With
+    ``write=False`` the lock holder only rolls back: the writers just wait (lock contention). Held
+    longer than the pipeline's ``statement_timeout`` (10 s for refpipe), the waiting statements are
+    cancelled instead.
+
+    Models hot rows shared with another writer, a long-running batch job or migration holding locks."""
+
+    name = "hold_row_locks"
+
+    def __init__(self, keys: Sequence[str] | None = None, *, write: bool = True, table: str = "key_state",
+                 key_column: str = "key", version_column: str = "version") -> None:
+        super().__init__()
+        if keys is not None and (isinstance(keys, str) or not all(isinstance(k, str) for k in keys)):
+            raise ValueError("keys must be a list of key strings (or None: every row)")
+        for what, ident in (("table", table), ("key_column", key_column), ("version_column", version_column)):
+            if not ident.isidentifier():
+                raise ValueError(f"{what}={ident!r} is not a plain SQL identifier")
+        self.keys = list(keys) if keys is not None else None
+        self.write = write
+        self.table, self.key_column, self.version_column = table, key_column, version_column
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def validate(self, env: Environment) -> None:
+        if env.deployment is None:
+            raise ValueError("HoldRowLocks needs a deployed pipeline (its schema); call env.deploy(name) first")
+
+    def _inject(self, env: Environment) -> None:
+        from psycopg import sql
+
+        assert env.deployment is not None
+        schema = env.deployment.schema
+        self.resolved = {"schema": schema, "table": self.table}
+        conn = psycopg.connect(env.endpoints.pg_conninfo(schema), autocommit=False,
+                               application_name="chaos-hold-row-locks")
+        self._conn = conn
+        conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(
+            sql.Literal(f"{int(env.settings.fault_step_timeout_s * 1000)}ms")))
+        tbl, kc, vc = sql.Identifier(self.table), sql.Identifier(self.key_column), sql.Identifier(self.version_column)
+        where = sql.SQL("WHERE {} = ANY(%s)").format(kc) if self.keys is not None else sql.SQL("")
+        args = (self.keys,) if self.keys is not None else ()
+        rows = conn.execute(sql.SQL("SELECT {} FROM {} {} ORDER BY {} FOR UPDATE").format(kc, tbl, where, kc),
+                            args).fetchall()
+        locked = [str(r[0]) for r in rows]
+        if not locked:
+            raise ValueError(f"no rows of {schema}.{self.table} to lock"
+                             + (f" for keys {self.keys}" if self.keys else "") + ": let some load reach it first")
+        if self.write:
+            conn.execute(sql.SQL("UPDATE {} SET {} = {} + 1 WHERE {} = ANY(%s)").format(tbl, vc, vc, kc), (locked,))
+        self.resolved["locked"] = len(locked)
+        self.resolved["keys"] = locked[:20]
+
+    def _heal(self, env: Environment) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.closed:
+                return
+            if self.write and self.resolved.get("locked") and \
+                    conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
+                conn.commit()  # the concurrent write becomes visible: blocked writers see a new version
+            else:
+                conn.rollback()
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def params(self) -> dict[str, Any]:
+        return {"keys": self.keys, "write": self.write, "table": self.table}

@@ -1,0 +1,28 @@
+"""Postgres answers the projectors 100 ms slower (both directions) for a while.
+
+The projectors fall behind and catch up: nothing lost or doubled, converged within the bound after
+the heal, and no error reaches the client.
+"""
+
+import pytest
+
+from chaos.faults import Latency
+from experiments import common
+
+pytestmark = pytest.mark.experiment
+
+CATCHES = ()
+DB_LATENCY_MS = 100
+
+
+def scenario(experiment, defects=()):
+    return common.run(experiment, Latency("projector-pg", DB_LATENCY_MS), defects=defects,
+                      budgets=common.RIDE_OUT)
+
+
+def check(result):
+    result.assert_ok()
+
+
+def test_postgres_slow(experiment):
+    check(scenario(experiment))
