@@ -30,7 +30,6 @@ from chaos.env import Environment, EnvironmentError_
 from chaos.experiment import Experiment
 from chaos.faults import heal_all
 from chaos.images import ImageError, resolve
-from chaos.report import plugin as report_plugin
 from chaos.workload import LoadSpec
 
 # progress lines, JUnit properties, the run index (see chaos.report.plugin)
@@ -209,7 +208,9 @@ def experiment(chaos_env: Environment, chaos_settings: Settings, request: pytest
     if failed or healed:
         for exp in made:
             chaos_env.collect_logs(Path(exp.artefacts) / "logs")
-    report_plugin.experiments_done(request, made, logs=bool(failed or healed))
+    from chaos.report.plugin import experiments_done  # imported by pytest first (pytest_plugins above)
+
+    experiments_done(request, made, logs=bool(failed or healed))
     chaos_env.undeploy()
     assert not healed, f"faults still active after the test were healed by the safety net: {healed}"
 

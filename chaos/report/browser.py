@@ -56,6 +56,7 @@ class PageCheck:
     console: list[dict[str, Any]] = field(default_factory=list)  # {"level", "text"} from console.* and Log
     exceptions: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)  # every URL the page asked for, the page itself included
+    blocked: dict[str, str] = field(default_factory=dict)  # URL -> why the browser refused it (e.g. "csp")
     values: dict[str, Any] = field(default_factory=dict)  # expression -> value
     screenshot: bytes | None = None
     load_s: float = 0.0
@@ -67,7 +68,8 @@ class PageCheck:
 
     @property
     def foreign_requests(self) -> list[str]:
-        """Requests other than the page itself (and ``data:`` URLs, which never leave the browser)."""
+        """Requests other than the page itself (and ``data:`` URLs, which never leave the browser),
+        including attempts the browser then blocked."""
         return [u for u in self.requests if u != self.url and not u.startswith("data:")]
 
 
@@ -240,6 +242,7 @@ def inspect_page(path: str | Path, *, expressions: Sequence[str] = (), screensho
                 events = [ev for ev in pipe.events if ev.get("sessionId") == session]
         finally:
             pipe.close()
+    ids: dict[str, str] = {}
     for ev in events:
         method, params = ev.get("method"), ev.get("params", {})
         if method == "Runtime.consoleAPICalled":
@@ -255,4 +258,7 @@ def inspect_page(path: str | Path, *, expressions: Sequence[str] = (), screensho
             check.exceptions.append(str(det.get("exception", {}).get("description") or det.get("text")))
         elif method == "Network.requestWillBeSent":
             check.requests.append(params.get("request", {}).get("url", ""))
+            ids[params.get("requestId", "")] = check.requests[-1]
+        elif method == "Network.loadingFailed" and params.get("blockedReason"):
+            check.blocked[ids.get(params.get("requestId", ""), "?")] = str(params["blockedReason"])
     return check

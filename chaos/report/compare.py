@@ -221,7 +221,7 @@ def _pairs(a: Side, b: Side, variants: bool) -> tuple[list[tuple[str, str, str]]
         return out, sorted(set(correct) - used), only_b
     if a.single and b.single:
         (ka,), (kb,) = a.experiments, b.experiments
-        return [(ka if ka == kb else f"{ka} vs {kb}", ka, kb)], [], []
+        return [(ka, ka, kb)], [], []
     common = [k for k in a.experiments if k in b.experiments]
     return ([(k, k, k) for k in common], sorted(set(a.experiments) - set(common)),
             sorted(set(b.experiments) - set(common)))
@@ -357,8 +357,30 @@ def _flag(d: Delta | VerdictChange) -> str:
     return ""
 
 
+def _verdict_flag(v: VerdictChange) -> str:
+    if v.regression:
+        return "REGRESSION"
+    if v.a_ok is None:
+        return "new"
+    if v.b_ok is None:
+        return "gone"
+    return "better"
+
+
 def _ok_word(ok: bool | None) -> str:
     return "-" if ok is None else ("pass" if ok else "FAIL")
+
+
+def _who(p: PairResult) -> str:
+    """What is compared, when the names alone do not say it."""
+    bits = []
+    if p.a_name != p.name:
+        bits.append(f"A = {p.a_name}")
+    if p.b_name != p.name:
+        bits.append(f"B = {p.b_name}")
+    if p.b_defects:
+        bits.append(f"B defects: {', '.join(p.b_defects)}")
+    return f"  [{'; '.join(bits)}]" if bits else ""
 
 
 def _floors_text(c: Comparison) -> str:
@@ -371,14 +393,12 @@ def _floors_text(c: Comparison) -> str:
 def format_text(c: Comparison) -> str:
     lines = [f"A: {c.a_label}", f"B: {c.b_label}", _floors_text(c), ""]
     for p in c.pairs:
-        names = p.name if p.a_name == p.b_name or p.name == f"{p.a_name} vs {p.b_name}" else (
-            f"{p.name} ({p.a_name} vs {p.b_name})")
-        defects = f"  [B defects: {', '.join(p.b_defects)}]" if p.b_defects else ""
-        lines.append(f"== {names}: A {'PASS' if p.a_ok else 'FAIL'} -> B {'PASS' if p.b_ok else 'FAIL'}{defects}")
+        lines.append(f"== {p.name}: A {'PASS' if p.a_ok else 'FAIL'} -> B {'PASS' if p.b_ok else 'FAIL'}"
+                     f"{_who(p)}")
         if p.verdicts:
             lines.append(f"   {'invariant':<16}{'A':>6}{'B':>6}")
             for v in p.verdicts:
-                lines.append(f"   {v.name:<16}{_ok_word(v.a_ok):>6}{_ok_word(v.b_ok):>6}  {_flag(v) or 'better':<11}"
+                lines.append(f"   {v.name:<16}{_ok_word(v.a_ok):>6}{_ok_word(v.b_ok):>6}  {_verdict_flag(v):<11}"
                              f" {v.message}")
             lines.append(f"   {'phase':<10}{'metric':<18}{'A':>10}{'B':>10}{'delta':>12}{'rel':>8}")
         last_phase = None
@@ -409,12 +429,12 @@ def format_markdown(c: Comparison) -> str:
              f"A: `{md_escape(c.a_label)}`  ", f"B: `{md_escape(c.b_label)}`  ", "", _floors_text(c) + ".", ""]
     for p in c.pairs:
         lines.append(f"### `{md_escape(p.name)}`: A {'PASS' if p.a_ok else 'FAIL'} → B {'PASS' if p.b_ok else 'FAIL'}"
-                     + (f" (B defects: {', '.join(p.b_defects)})" if p.b_defects else ""))
+                     f"{md_escape(_who(p))}")
         lines.append("")
         if p.verdicts:
             lines += ["| invariant | A | B | | detail |", "|---|---|---|---|---|"]
             lines += [f"| {md_escape(v.name)} | {_ok_word(v.a_ok)} | {_ok_word(v.b_ok)} | "
-                      f"{'**REGRESSION**' if v.regression else 'better'} | {md_escape(v.message)} |"
+                      f"{'**REGRESSION**' if v.regression else _verdict_flag(v)} | {md_escape(v.message)} |"
                       for v in p.verdicts]
             lines.append("")
         lines += ["| phase | metric | A | B | Δ | Δ% | |", "|---|---|--:|--:|--:|--:|---|"]

@@ -15,8 +15,8 @@ The plots share one time axis (seconds since ``t0_us``):
 
 Then the verdict table (pass/fail, message, counts, examples), the per-phase table and the run's
 details (seed, versions of the images and the pipeline, load, links to the other artefacts).
-A 10,000-op history gives a page of about 150 KB; the size does not grow with the history beyond the
-dot cap.
+The gate experiments' pages (about 5,000 ops) are about 100 KB; a 10,000-op history gives 110 KB and a
+100,000-op one 130 KB: beyond the dot cap the size hardly grows with the history.
 """
 
 from __future__ import annotations
@@ -346,27 +346,36 @@ def _timeline(x: _X, results: Mapping[str, Any]) -> str:
         parts = [f'<rect x="{x0:.1f}" y="{{y}}" width="{max(x1 - x0, 2):.1f}" height="18" rx="3" fill="{C_FAIL}" '
                  f'fill-opacity="0.75"><title>{e(title)}{fmt_s(s0)} - {fmt_s(s1)} s</title></rect>',
                  f'<text class="barlabel light" x="{x0 + 5:.1f}" y="{{ty}}">{e(label)} · {e(dur)}</text>']
-        rows.append((f"fault: {f.get('name')}", parts))
+        rows.append(("fault", parts))
     heal = rec.get("heal_us")
     if heal is not None:
         heal_s = (heal - x.t0) / 1e6
         parts = []
         conv = rec.get("convergence_s")
         avail = rec.get("availability_recovered_s")
+        x_heal = x.s(heal_s)
+        ends = [x_heal]
+        words: list[str] = []
         if conv is not None:
-            parts.append(f'<rect x="{x.s(heal_s):.1f}" y="{{y}}" '
-                         f'width="{max(x.s(heal_s + conv) - x.s(heal_s), 2):.1f}" height="8" fill="#16a34a">'
-                         f'<title>converged {fmt_s(conv)} s after the heal</title></rect>')
-            parts.append(f'<text class="barlabel" x="{x.s(heal_s + conv) + 5:.1f}" y="{{y8}}">converged '
-                         f'+{fmt_s(conv)} s</text>')
+            ends.append(x.s(heal_s + conv))
+            parts.append(f'<rect x="{x_heal:.1f}" y="{{y}}" width="{max(ends[-1] - x_heal, 2):.1f}" height="8" '
+                         f'fill="#16a34a"><title>converged {fmt_s(conv)} s after the heal</title></rect>')
+            words.append(f"converged +{fmt_s(conv)} s")
         else:
-            parts.append(f'<text class="barlabel bad" x="{x.s(heal_s) + 5:.1f}" y="{{y8}}">never converged</text>')
+            words.append("never converged")
         if avail is not None:
-            parts.append(f'<rect x="{x.s(heal_s):.1f}" y="{{y10}}" '
-                         f'width="{max(x.s(heal_s + avail) - x.s(heal_s), 2):.1f}" height="8" fill="{C_OK}">'
-                         f'<title>availability back to normal {fmt_s(avail)} s after the heal</title></rect>')
-            parts.append(f'<text class="barlabel" x="{x.s(heal_s + avail) + 5:.1f}" y="{{y18}}">latency normal '
-                         f'+{fmt_s(avail)} s</text>')
+            ends.append(x.s(heal_s + avail))
+            parts.append(f'<rect x="{x_heal:.1f}" y="{{y10}}" width="{max(ends[-1] - x_heal, 2):.1f}" height="8" '
+                         f'fill="{C_OK}"><title>latency back to normal {fmt_s(avail)} s after the heal</title></rect>')
+            words.append(f"latency normal +{fmt_s(avail)} s")
+        text = " · ".join(words)
+        bad = ' bad' if conv is None else ''
+        tx = max(ends) + 6
+        if tx + 6.2 * len(text) > L + PW:  # no room on the right: write it left of the heal
+            parts.append(f'<text class="barlabel{bad}" x="{x_heal - 6:.1f}" y="{{ty}}" text-anchor="end">'
+                         f'{e(text)}</text>')
+        else:
+            parts.append(f'<text class="barlabel{bad}" x="{tx:.1f}" y="{{ty}}">{e(text)}</text>')
         rows.append(("after heal", parts))
     top = 8
     height = top + row_h * len(rows) + 30
@@ -397,10 +406,12 @@ def _cards(results: Mapping[str, Any]) -> str:
         ("convergence", f"{fmt_s(rec.get('convergence_s'))} s" if rec.get("convergence_s") is not None
          else ("never" if results.get("faults") else "-"),
          f"bound {fmt_s(rec.get('convergence_bound_s'))} s" if rec.get("convergence_bound_s") is not None
-         else "after heal"),
+         else ("after heal" if results.get("faults") else "no fault in this experiment")),
         ("latency back to normal", f"+{fmt_s(rec.get('availability_recovered_s'))} s"
-         if rec.get("availability_recovered_s") is not None else "-",
-         f"after heal (p99 ≤ {fmt_ms(rec.get('normal_p99_ms'))} ms)" if rec.get("normal_p99_ms") else "after heal"),
+         if rec.get("availability_recovered_s") is not None else ("never" if rec.get("normal_p99_ms") else "-"),
+         (f"after heal; {fmt_s(rec.get('availability_recovered_since_inject_s'))} s after injection "
+          f"(p99 ≤ {fmt_ms(rec.get('normal_p99_ms'))} ms)") if rec.get("availability_recovered_s") is not None
+         else ("after heal" if results.get("faults") else "no fault in this experiment")),
         ("throughput", f"{fmt_rate(thr.get('ok_per_s'))}/s",
          f"1 s windows: {fmt_count(thr.get('min_ok_per_s'))} - {fmt_count(thr.get('max_ok_per_s'))}/s"),
         ("operations", fmt_count((results.get("counts") or {}).get("ops")),
@@ -420,27 +431,30 @@ def _cell(v: Any) -> str:
 
 
 def _verdict_table(verdicts: Sequence[Mapping[str, Any]]) -> str:
+    """One row per verdict; its examples, when it has any, in a full-width row under it."""
     rows = []
     for v in verdicts:
         ok = bool(v.get("ok"))
+        cls = "pass" if ok else "fail"
         counts = "".join(f'<span class="kv"><b>{e(str(k))}</b> {_cell(c)}</span>'
                          for k, c in (v.get("counts") or {}).items())
+        badge = '<span class="badge pass">PASS</span>' if ok else '<span class="badge fail">FAIL</span>'
+        rows.append(f'<tr class="verdict {cls}"><td class="name">{e(str(v.get("name")))}</td>'
+                    f"<td>{badge}</td><td>{e(str(v.get('message', '')))}</td><td class=\"counts\">{counts}</td></tr>")
         examples = v.get("examples") or []
         if examples:
             cols = list(dict.fromkeys(k for ex in examples for k in ex))
             head = "".join(f"<th>{e(str(c))}</th>" for c in cols)
             body = "".join("<tr>" + "".join(f"<td>{_cell(ex.get(c))}</td>" for c in cols) + "</tr>" for ex in examples)
-            ex_html = (f'<details{"" if ok else " open"}><summary>{len(examples)} example'
-                       f'{"s" if len(examples) != 1 else ""}</summary><table class="examples"><tr>{head}</tr>{body}'
-                       f"</table></details>")
-        else:
-            ex_html = '<span class="muted">-</span>'
-        badge = '<span class="badge pass">PASS</span>' if ok else '<span class="badge fail">FAIL</span>'
-        rows.append(f'<tr class="{"pass" if ok else "fail"}"><td class="name">{e(str(v.get("name")))}</td>'
-                    f"<td>{badge}</td><td>{e(str(v.get('message', '')))}</td><td class=\"counts\">{counts}</td>"
-                    f"<td>{ex_html}</td></tr>")
-    return ('<table class="verdicts" id="verdicts"><thead><tr><th>invariant</th><th>result</th><th>message</th>'
-            "<th>counts</th><th>examples</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+            rows.append(f'<tr class="examples-row {cls}"><td></td><td colspan="3"><details{"" if ok else " open"}>'
+                        f'<summary>{len(examples)} example{"s" if len(examples) != 1 else ""} of '
+                        f'{e(str(v.get("name")))}'
+                        f'</summary><table class="examples"><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+                        f"</table></details></td></tr>")
+    return ('<table class="verdicts" id="verdicts"><colgroup><col style="width:11%"><col style="width:7%">'
+            '<col style="width:40%"><col style="width:42%"></colgroup><thead><tr>'
+            "<th>invariant</th><th>result</th><th>message</th><th>counts</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
 
 
 def _phase_table(phases: Mapping[str, Any]) -> str:
@@ -531,10 +545,13 @@ th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertic
 th{background:var(--panel);font-weight:600;font-size:12px;color:#374151}
 table.num td,table.num th{text-align:right}table.num td:first-child,table.num th:first-child{text-align:left}
 table.num td{font-variant-numeric:tabular-nums}
-tr.fail td{background:#fef2f2}td.name{font-weight:600}
+tr.fail td{background:#fef2f2}td.name{font-weight:600}tr.examples-row table.examples td{background:#fff}
 .kv{display:inline-block;background:#f3f4f6;border-radius:4px;padding:0 6px;margin:1px 3px 1px 0;font-size:12px;
 white-space:nowrap}.kv b{font-weight:500;color:#6b7280}
-table.examples{font-size:12px;margin-top:4px}table.examples td,table.examples th{padding:2px 6px}
+table.verdicts{table-layout:fixed}
+table.examples{font-size:12px;margin-top:4px;table-layout:auto}
+table.examples td,table.examples th{padding:2px 8px;overflow-wrap:anywhere}
+tr.examples-row td{border-top:0;padding-top:0}
 details summary{cursor:pointer;color:#374151}
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px;vertical-align:-1px}
 dl.details{display:grid;grid-template-columns:max-content 1fr;gap:3px 16px;margin:0 0 10px}

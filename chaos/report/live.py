@@ -106,7 +106,12 @@ def pipeline_probe(bootstrap: str, group: str, topic: str, conninfo: str, schema
 
 
 class Monitor:
-    """Samples a running experiment and reports progress (see the module docstring)."""
+    """Samples a running experiment and reports progress (see the module docstring).
+
+    Two daemon threads: the sampler probes the pipeline every ``sample_every_s`` (a probe may block for
+    seconds while a broker is down), and the reporter looks at the phase and the active faults every
+    ``tick_s`` and writes the lines, so a slow probe never delays a line.
+    """
 
     def __init__(self, name: str, load: _Load, *, active: Callable[[], Sequence[_Fault]] | None = None,
                  probe: Callable[[], Mapping[str, Any]] | None = None, events_per_op: int = 1,
@@ -122,8 +127,7 @@ class Monitor:
         self.samples: list[dict[str, Any]] = []
         self._started = time.monotonic()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._last: dict[str, Any] = {}
+        self._threads: list[threading.Thread] = []
         self._faults: dict[int, _Fault] = {}  # id -> fault, active at the last look
         self._healed: tuple[str, float] | None = None  # the last fault healed, and when (monotonic)
 
@@ -131,26 +135,42 @@ class Monitor:
 
     def start(self) -> Monitor:
         self._started = time.monotonic()
-        self._thread = threading.Thread(target=self._main, name=f"chaos-monitor-{self.name}", daemon=True)
-        self._thread.start()
+        for target, role in ((self._sampler, "sampler"), (self._reporter, "reporter")):
+            t = threading.Thread(target=target, name=f"chaos-{role}-{self.name}", daemon=True)
+            t.start()
+            self._threads.append(t)
         return self
 
     def stop(self, event: str = "done") -> list[dict[str, Any]]:
-        """Stop sampling (bounded wait), take a last sample, write a last line; returns the samples."""
+        """Stop (bounded wait), take a last sample, write a last line; returns the samples."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=4 * PROBE_TIMEOUT_S + 2)
-            if not self._thread.is_alive():
+        deadline = time.monotonic() + 4 * PROBE_TIMEOUT_S + 2
+        alive = False
+        for t in self._threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+            alive = alive or t.is_alive()
+        if self._threads:
+            if not alive:
                 self._sample()
-                _emit(self.line(event))
-            self._thread = None
+            _emit(self.line(event))
+        self._threads = []
         return list(self.samples)
 
-    # -- the loop --------------------------------------------------------------------------------------
+    # -- the threads -----------------------------------------------------------------------------------
 
-    def _main(self) -> None:
+    def _sampler(self) -> None:
+        while not self._stop.is_set():
+            begun = time.monotonic()
+            try:
+                self._sample()
+            except Exception as exc:  # never let the monitor take the experiment down
+                log.debug("monitor sample: %r", exc)
+            if self._stop.wait(max(0.0, self.sample_every_s - (time.monotonic() - begun))):
+                return
+
+    def _reporter(self) -> None:
         phase: str | None = None
-        last_sample = last_line = float("-inf")
+        last_line = float("-inf")
         while True:
             try:
                 now = time.monotonic()
@@ -163,52 +183,51 @@ class Monitor:
                 for k, f in self._faults.items():
                     if k not in faults:
                         self._healed = (self._label(f), now)
-                if now - last_sample >= self.sample_every_s or events:
-                    self._sample()
-                    last_sample = time.monotonic()
                 phase, self._faults = current, faults
+                if self._stop.is_set():
+                    return
                 if events:
                     _emit(self.line(", ".join(events)))
                     last_line = time.monotonic()
                 elif self.interval_s > 0 and now - last_line >= self.interval_s:
                     _emit(self.line())
                     last_line = time.monotonic()
-            except Exception as exc:  # never let the monitor take the experiment down
+            except Exception as exc:
                 log.debug("monitor: %r", exc)
             if self._stop.wait(self.tick_s):
                 return
 
-    def _sample(self) -> None:
+    def _counts(self) -> dict[str, Any]:
         counts = self.load.counts
-        ok = int(counts.get("ok", 0))
-        errors = int(counts.get("fail", 0)) + int(counts.get("unknown", 0))
-        s: dict[str, Any] = {"t_us": now_us(), "phase": self.load.phase,
-                             "sent": int(self.load.issued) * self.events_per_op, "acked": ok, "errors": errors,
-                             "applied": None, "consumer_lag": None}
+        return {"t_us": now_us(), "phase": self.load.phase, "sent": int(self.load.issued) * self.events_per_op,
+                "acked": int(counts.get("ok", 0)),
+                "errors": int(counts.get("fail", 0)) + int(counts.get("unknown", 0))}
+
+    def _sample(self) -> None:
+        s: dict[str, Any] = {**self._counts(), "applied": None, "consumer_lag": None}
         if self.probe is not None:
             with contextlib.suppress(Exception):
                 s.update({k: v for k, v in self.probe().items() if k in ("applied", "consumer_lag")})
         self.samples.append(s)
-        self._last = s
 
     @staticmethod
     def _label(f: _Fault) -> str:
         return fault_label(f.name, {"resolved": f.resolved})
 
     def line(self, event: str | None = None) -> str:
-        """The progress line for the latest sample."""
-        s = self._last
+        """The progress line: live counts, the latest probe's applied rows and lag."""
+        c = self._counts()
+        last = self.samples[-1] if self.samples else {}
         elapsed = time.monotonic() - self._started
-        parts = [f"[chaos] {self.name} {elapsed:5.1f}s {s.get('phase', self.load.phase)}"]
-        if event:
-            parts[0] += f" ({event})"
+        head = f"[chaos] {self.name} {elapsed:5.1f}s {c['phase']}" + (f" ({event})" if event else "")
+        parts = [head]
         for f in list(self._faults.values()):
             since = f" {time.time() - f.injected_at:.1f}s" if f.injected_at is not None else ""
             parts.append(f"fault {self._label(f)} active{since}")
         if not self._faults and self._healed is not None:
             parts.append(f"fault {self._healed[0]} healed {time.monotonic() - self._healed[1]:.1f}s ago")
-        parts.append(f"sent {s.get('sent', 0)} acked {s.get('acked', 0)} errors {s.get('errors', 0)}")
-        applied, lag = s.get("applied"), s.get("consumer_lag")
+        parts.append(f"sent {c['sent']} acked {c['acked']} errors {c['errors']}")
+        applied, lag = last.get("applied"), last.get("consumer_lag")
         if applied is not None or lag is not None:
             parts.append(f"applied {'-' if applied is None else applied} lag {'-' if lag is None else lag}")
         return " | ".join(parts)

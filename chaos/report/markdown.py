@@ -46,7 +46,7 @@ def _headline_facts(r: Mapping[str, Any]) -> list[str]:
     if r.get("faults"):
         conv = rec.get("convergence_s", r.get("convergence_s"))
         bound = rec.get("convergence_bound_s")
-        facts.append(f"convergence **{fmt_s(conv)} s** after heal" + (f" (bound {fmt_s(bound)} s)" if bound else "")
+        facts.append(f"convergence **{fmt_s(conv)} s** after heal" + (f" (bound {bound:g} s)" if bound else "")
                      if conv is not None else "**never converged** after heal")
         if rec.get("availability_recovered_s") is not None:
             facts.append(f"latency normal {fmt_s(rec['availability_recovered_s'])} s after heal")

@@ -113,7 +113,7 @@ def test_kill_stop_and_restart(env: Environment) -> None:
         desc = admin.describe_consumer_groups([group], request_timeout=5)[group].result(timeout=10)
         return len(desc.members)
 
-    assert members() == 2
+    wait_until(lambda: members() == 2, env.settings.pipeline_ready_timeout_s, "both projectors in the group")
     t = time.monotonic()
     with Stop(Projector(1)).active(env):
         c = env.container("projector-1")
