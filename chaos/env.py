@@ -39,6 +39,7 @@ import logging
 import os
 import secrets
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -575,25 +576,31 @@ class Environment:
             log.info("active controller %d (epoch %d) is the view of %d broker(s) only", leader, epoch, agreeing)
         return leader
 
-    def topic_metadata(self, topic: str, avoid: tuple[int, ...] = (), timeout_s: float | None = None) -> Any:
-        """Metadata of ``topic`` as answered by a broker not in ``avoid``.
+    def broker_metadata(self, broker: int, topic: str | None = None, timeout_s: float = 3.0) -> BrokerView:
+        """What ``broker`` itself says: the live brokers it knows and, with ``topic``, each partition's
+        leader and ISR. A Metadata request (v4) sent on a socket to that broker's EXTERNAL listener.
 
-        A partitioned broker keeps answering with its stale view, and a client that knows the cluster
-        may ask any broker; so each attempt uses a fresh client bootstrapped on one allowed broker (its
-        first answer comes from that broker) and checks who answered. Bounded by ``fault_step_timeout_s``."""
+        librdkafka cannot be pinned to one broker (a client bootstrapped on broker 1 answers from
+        whichever broker it likes), and a partitioned or paused broker keeps serving a stale view; this
+        asks exactly the broker named. Raises OSError / ValueError when it does not answer properly."""
+        host, port = self.endpoints.kafka_external_by_broker[broker].rsplit(":", 1)
+        return request_metadata(host, int(port), topic, timeout_s, broker)
+
+    def topic_metadata(self, topic: str, avoid: tuple[int, ...] = (), timeout_s: float | None = None) -> TopicView:
+        """``topic``'s partitions (leader, ISR) as the first answering broker outside ``avoid`` sees them
+        (a partitioned broker keeps answering with its stale view). Bounded by ``fault_step_timeout_s``."""
         bound = self.settings.fault_step_timeout_s if timeout_s is None else timeout_s
         allowed = [b for b in BROKERS if b not in avoid]
 
-        def ask() -> Any:
+        def ask() -> TopicView | None:
             for b in allowed:
-                client = AdminClient(kafka_client_config(self.endpoints.kafka_external_by_broker[b]))
                 try:
-                    md = client.list_topics(topic, timeout=3)
-                except Exception as exc:
+                    view = self.broker_metadata(b, topic)
+                except (OSError, ValueError) as exc:
                     log.debug("metadata from broker %d: %s", b, exc)
                     continue
-                if md.orig_broker_id == b and topic in md.topics and not md.topics[topic].error:
-                    return md.topics[topic]
+                if view.topic is not None and view.topic.error == 0:
+                    return view.topic
             return None
 
         return wait_until(ask, bound, f"metadata of {topic} from a broker outside {list(avoid)}",
@@ -746,8 +753,10 @@ class Environment:
         return resp.status == health_pb2.HealthCheckResponse.SERVING
 
     def _group_members(self, group: str) -> int:
-        fut = self.admin().describe_consumer_groups([group], request_timeout=5)[group]
-        desc = fut.result(timeout=10)
+        # The result bound exceeds the request bound: librdkafka must time the request out itself, never
+        # have the handle torn down under an outstanding group request (librdkafka issue 4605).
+        fut = self.admin().describe_consumer_groups([group], request_timeout=10)[group]
+        desc = fut.result(timeout=20)
         return sum(1 for m in desc.members if m.assignment and m.assignment.topic_partitions)
 
     def wait_recovered(self) -> None:
@@ -786,6 +795,98 @@ class Environment:
     def describe(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "images": self.images.refs, "image_source": self.images.source,
                 "ports": self.ports, "start_s": self.started_s}
+
+
+# -- a minimal Kafka Metadata request (v4), to ask one broker exactly ------------------------------------
+
+
+@dataclass(frozen=True)
+class PartitionView:
+    leader: int
+    replicas: list[int]
+    isrs: list[int]
+
+
+@dataclass(frozen=True)
+class TopicView:
+    error: int
+    partitions: dict[int, PartitionView]
+
+
+@dataclass(frozen=True)
+class BrokerView:
+    answered_by: int
+    brokers: list[int]
+    controller_id: int
+    topic: TopicView | None
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def take(self, fmt: str) -> Any:
+        value = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return value[0]
+
+    def string(self) -> str | None:
+        n = self.take(">h")
+        if n < 0:
+            return None
+        out = self.data[self.pos:self.pos + n].decode()
+        self.pos += n
+        return out
+
+    def ints(self) -> list[int]:
+        return [self.take(">i") for _ in range(max(0, self.take(">i")))]
+
+
+def request_metadata(host: str, port: int, topic: str | None, timeout_s: float, broker: int = -1) -> BrokerView:
+    """Send Metadata v4 for ``topic`` (or no topic) to host:port (broker id ``broker``); parse the answer."""
+    client = b"chaos"
+    topics = struct.pack(">i", 0) if topic is None else struct.pack(">ih", 1, len(topic.encode())) + topic.encode()
+    body = struct.pack(">hhih", 3, 4, 1, len(client)) + client + topics + b"\x00"  # no auto-creation
+    with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        sock.settimeout(timeout_s)
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", _recv_exact(sock, 4))[0]
+        r = _Reader(_recv_exact(sock, size))
+    if r.take(">i") != 1:
+        raise ValueError("Metadata answer with a foreign correlation id")
+    r.take(">i")  # throttle
+    brokers = []
+    for _ in range(r.take(">i")):
+        brokers.append(r.take(">i"))
+        r.string()
+        r.take(">i")
+        r.string()
+    r.string()  # cluster id
+    controller = r.take(">i")
+    view: TopicView | None = None
+    for _ in range(r.take(">i")):
+        err = r.take(">h")
+        name = r.string()
+        r.take(">b")  # internal
+        parts = {}
+        for _ in range(r.take(">i")):
+            r.take(">h")
+            pid = r.take(">i")
+            leader = r.take(">i")
+            parts[pid] = PartitionView(leader=leader, replicas=r.ints(), isrs=r.ints())
+        if name == topic:
+            view = TopicView(error=err, partitions=parts)
+    return BrokerView(answered_by=broker, brokers=sorted(brokers), controller_id=controller, topic=view)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("broker closed the connection")
+        buf += chunk
+    return bytes(buf)
 
 
 KAFKA_LOG4J = """\

@@ -51,6 +51,8 @@ class _ContainerFault(Fault):
         for node in self.resolved.get("nodes", []):
             try:
                 _ensure_running(env, node)
+            except KeyError:
+                continue  # removed meanwhile (the pipeline was undeployed): nothing to bring back
             except Exception as exc:
                 errors.append(f"{node}: {exc}")
         if errors:
@@ -181,9 +183,7 @@ class RollingRestart(_ContainerFault):
 
 
 def _wait_rejoined(env: Environment, node: str) -> None:
-    from confluent_kafka.admin import AdminClient
-
-    from chaos.env import BROKERS, kafka_client_config, wait_until
+    from chaos.env import BROKERS, wait_until
 
     s = env.settings
     if not node.startswith("kafka-"):
@@ -193,11 +193,9 @@ def _wait_rejoined(env: Environment, node: str) -> None:
     broker = int(node.split("-")[1])
 
     def answering() -> bool:
-        # A fresh client bootstrapped on this broker alone: its first answer comes from the restarted
-        # process itself (the cluster's cached view may still list the old incarnation).
-        admin = AdminClient(kafka_client_config(env.endpoints.kafka_external_by_broker[broker]))
-        md = admin.list_topics(timeout=3)
-        return md.orig_broker_id == broker and broker in md.brokers
+        # Asked on its own listener: the answer comes from the restarted process itself (the cluster's
+        # cached view may still list the old incarnation), and it must count itself among the live.
+        return broker in env.broker_metadata(broker).brokers
 
     wait_until(answering, s.fault_step_timeout_s, f"{node} to answer and register again", s.poll_interval_s)
     if env.deployment is not None:

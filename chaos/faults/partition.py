@@ -35,7 +35,7 @@ import logging
 import re
 import shlex
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chaos.faults.base import Fault
@@ -56,14 +56,6 @@ _IFACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 
 # ------------------------------------------------------------------------------------------------
 # Pure planning and script construction (unit-tested)
-
-
-@dataclass
-class Rules:
-    """What one node drops: packets from these addresses (INPUT) and to these addresses (OUTPUT)."""
-
-    drop_from: set[str] = field(default_factory=set)
-    drop_to: set[str] = field(default_factory=set)
 
 
 def plan_partition(cuts: Iterable[tuple[str, str, bool]],

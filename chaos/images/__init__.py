@@ -420,7 +420,7 @@ class LocalBuilder:
             base = self.base()
             for f in prefetch:
                 f.result()
-            for f in [pool.submit(steps[r], tags[r], base) for r in todo]:
-                f.result()
+            for job in [pool.submit(steps[r], tags[r], base) for r in todo]:
+                job.result()
         self.log(f"local images ready in {time.monotonic() - started:.0f} s")
         return tags
