@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from chaos.env import Environment
 
 BALLAST = ".chaos-ballast"
+FILL_MARGINS = (0, 1 << 20, 4 << 20, 16 << 20)  # bytes kept back on a retried allocation
 
 
 class DiskFull(Fault):
@@ -57,18 +58,35 @@ class DiskFull(Fault):
             env.container(node)  # this run's broker, or refuse
             path = self._path(node)
             self.resolved["nodes"].append(node)
-            avail = int(env.exec_checked(keeper, ["df", "-B1", "--output=avail", path], "df").split()[-1])
-            size = avail - self.leave_bytes
-            if size > 0:
-                env.exec_checked(keeper, ["fallocate", "-l", str(size), f"{path}/{BALLAST}"], "fallocate")
-            self.resolved["filled_bytes"][node] = max(size, 0)
+            self.resolved["filled_bytes"][node] = self._fill(env, keeper, path)
+
+    def _fill(self, env: Environment, keeper: Any, path: str) -> int:
+        """Allocate all but ``leave_bytes``. A broker under load writes between ``df`` and ``fallocate``,
+        so an allocation that no longer fits is retried a little smaller; with ``leave_bytes=0`` the last
+        bytes are then topped up by writing until the filesystem refuses."""
+        avail = int(env.exec_checked(keeper, ["df", "-B1", "--output=avail", path], "df").split()[-1])
+        filled = 0
+        for margin in FILL_MARGINS:
+            size = avail - self.leave_bytes - margin
+            if size <= 0:
+                break
+            result = keeper.exec_run(["fallocate", "-l", str(size), f"{path}/{BALLAST}"])
+            if result.exit_code == 0:
+                filled = size
+                break
+        else:
+            raise RuntimeError(f"could not fill {path}: fallocate kept failing with the broker writing")
+        if self.leave_bytes == 0:
+            keeper.exec_run(["sh", "-c", f"cat /dev/zero > {path}/{BALLAST}.top 2>/dev/null; true"])
+        return filled
 
     def _heal(self, env: Environment) -> None:
         keeper = env.disks_keeper()
         errors = []
         for node in self.resolved.get("nodes", []):
             try:
-                env.exec_checked(keeper, ["rm", "-f", f"{self._path(node)}/{BALLAST}"], "removing the ballast")
+                ballast = f"{self._path(node)}/{BALLAST}"
+                env.exec_checked(keeper, ["rm", "-f", ballast, f"{ballast}.top"], "removing the ballast")
                 c = env.container(node)
                 if c.status == "paused":
                     c.unpause()
