@@ -43,7 +43,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -906,10 +906,3 @@ logger.request.level = WARN
 logger.clients.name = org.apache.kafka.clients
 logger.clients.level = WARN
 """
-
-
-@contextlib.contextmanager
-def environment(settings: Settings, images: ImageSet) -> Iterator[Environment]:
-    env = Environment(settings, images)
-    with env:
-        yield env

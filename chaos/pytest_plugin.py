@@ -15,7 +15,6 @@ tears down as on Ctrl-C; and at the next start a sweep removes whatever a killed
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import signal
@@ -214,6 +213,3 @@ def experiment(chaos_env: Environment, chaos_settings: Settings, request: pytest
     chaos_env.undeploy()
     assert not healed, f"faults still active after the test were healed by the safety net: {healed}"
 
-
-def settings_table(settings: Settings) -> list[tuple[str, str]]:
-    return [(f.name, str(getattr(settings, f.name))) for f in dataclasses.fields(settings)]

@@ -88,8 +88,6 @@ class LoadGenerator:
         self.behind_max_s = 0.0
         self.issued = 0
         self.histograms: dict[str, HdrHistogram] = {}
-        self.started_at: float | None = None
-        self.stopped_at: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -131,13 +129,6 @@ class LoadGenerator:
         except BaseException as exc:  # surfaced by stop()
             self._error = exc
 
-    def issue_rate(self) -> float:
-        """RPCs issued per second over the run so far (the open loop holds the target unless overloaded)."""
-        if self.started_at is None:
-            return 0.0
-        end = self.stopped_at if self.stopped_at is not None else time.monotonic()
-        return self.issued / max(end - self.started_at, 1e-9)
-
     async def _run_closed(self) -> None:
         interval = self.spec.max_in_flight / self.spec.rate
         i = itertools.count()
@@ -153,9 +144,7 @@ class LoadGenerator:
 
         async with grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS) as channel:
             stub = self.pb2_grpc.IngestStub(channel)
-            self.started_at = time.monotonic()
             await asyncio.gather(*(worker(stub) for _ in range(self.spec.max_in_flight)))
-            self.stopped_at = time.monotonic()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -164,7 +153,6 @@ class LoadGenerator:
             stub = self.pb2_grpc.IngestStub(channel)
             t0 = loop.time()
             wall0 = now_us()
-            self.started_at = time.monotonic()
             for i in itertools.count():
                 if self._stop.is_set():
                     break
@@ -182,7 +170,6 @@ class LoadGenerator:
                 task = loop.create_task(self._call(stub, events, intended, phase))
                 self._tasks.add(task)
                 task.add_done_callback(lambda t: (self._tasks.discard(t), sem.release()))
-            self.stopped_at = time.monotonic()
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self.rpc_timeout_s + 5)
 
