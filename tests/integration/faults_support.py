@@ -105,13 +105,16 @@ def h2_probe(env: Environment, *, send: bytes = H2_PREFACE, until_close: bool = 
 
 
 def produce_latency_ms(env: Environment, partition: int, *, timeout_s: float = 30.0,
-                       request_timeout_ms: int = 3000) -> tuple[float, str | None]:
+                       request_timeout_ms: int = 3000, avoid: tuple[int, ...] = ()) -> tuple[float, str | None]:
     """Produce one record to ``partition`` of the deployed topic from the host (acks=all, no toxics).
 
-    Returns (latency in ms, error name or None). The producer retries onto a new leader by itself."""
+    Returns (latency in ms, error name or None). The producer retries onto a new leader by itself.
+    ``avoid`` keeps brokers out of the bootstrap list: an isolated broker still answers the host, and
+    its stale metadata would name itself leader, so the producer would keep writing to it."""
     assert env.deployment is not None
     result: dict[str, Any] = {}
-    p = Producer(kafka_client_config(env.endpoints.kafka_external, acks="all",
+    bootstrap = ",".join(addr for b, addr in env.endpoints.kafka_external_by_broker.items() if b not in avoid)
+    p = Producer(kafka_client_config(bootstrap, acks="all",
                                      **{"request.timeout.ms": request_timeout_ms,
                                         "message.timeout.ms": int(timeout_s * 1000), "linger.ms": 0}))
 
