@@ -14,7 +14,9 @@ published on 127.0.0.1 only, used by the test process for admin and verification
 
 Everything carries ``org.pipeline-chaos.run=<run id>`` and the owner's host and pid. At start a sweep
 removes what earlier runs on this host left behind when their owner process is gone. ``stop()``
-removes every container, volume and network of the run, whatever state they are in.
+removes every container, volume and network of the run, whatever state they are in. An environment
+started with ``keep=True`` (``gameday up``) also carries ``org.pipeline-chaos.keep``: the sweep leaves it
+alone although its owner has exited, and later processes reach it with ``Environment.attach``.
 
 Each broker's log dir is its own small filesystem (``kafka_log_disk_mb``, default 256 MB) so that the
 DiskFull fault can fill it: a labelled tmpfs volume per broker, mounted at the log dir. A tmpfs volume
@@ -68,6 +70,9 @@ LABEL_RUN = "org.pipeline-chaos.run"
 LABEL_ROLE = "org.pipeline-chaos.role"
 LABEL_OWNER = "org.pipeline-chaos.owner"  # "<hostname>:<pid>"
 LABEL_DEPLOYMENT = "org.pipeline-chaos.deployment"
+# Set on everything of an environment kept alive on purpose (``gameday up``): the start-up sweep of other
+# runs leaves it alone although its owner process is gone; ``gameday down`` (``stop``) removes it.
+LABEL_KEEP = "org.pipeline-chaos.keep"
 
 BROKERS = (1, 2, 3)
 GRPC_PORT = 50051
@@ -152,20 +157,22 @@ def sweep(client: docker.DockerClient, *, run_id: str | None = None, only_orphan
     filters = {"label": f"{LABEL_RUN}={run_id}" if run_id else LABEL_RUN}
     removed = 0
     for c in client.containers.list(all=True, filters=filters):
-        if only_orphans and not run_id and _owner_alive(c.labels.get(LABEL_OWNER, "")):
+        if only_orphans and not run_id and (_owner_alive(c.labels.get(LABEL_OWNER, "")) or LABEL_KEEP in c.labels):
             continue
         with contextlib.suppress(docker.errors.NotFound):
             c.remove(force=True, v=True)
             removed += 1
     for n in client.networks.list(filters=filters):
-        if only_orphans and not run_id and _owner_alive(n.attrs.get("Labels", {}).get(LABEL_OWNER, "")):
+        labels = n.attrs.get("Labels") or {}
+        if only_orphans and not run_id and (_owner_alive(labels.get(LABEL_OWNER, "")) or LABEL_KEEP in labels):
             continue
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             n.remove()
             removed += 1
     # Volumes last: a volume in use by a container cannot be removed.
     for v in client.volumes.list(filters=filters):
-        if only_orphans and not run_id and _owner_alive((v.attrs.get("Labels") or {}).get(LABEL_OWNER, "")):
+        labels = v.attrs.get("Labels") or {}
+        if only_orphans and not run_id and (_owner_alive(labels.get(LABEL_OWNER, "")) or LABEL_KEEP in labels):
             continue
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             v.remove(force=True)
@@ -228,10 +235,12 @@ class Deployment:
 class Environment:
     """The whole topology for one session. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, settings: Settings, images: ImageSet, run_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, images: ImageSet, run_id: str | None = None, *,
+                 keep: bool = False) -> None:
         self.settings = settings
         self.images = images
         self.run_id = run_id or uuid.uuid4().hex[:10]
+        self.keep = keep  # labelled LABEL_KEEP: survives other runs' sweeps (gameday up); stop() removes it
         self.prefix = f"pc-{self.run_id}"
         self.client: docker.DockerClient | None = None
         self.network: Network | None = None
@@ -244,7 +253,15 @@ class Environment:
             "grpc": free_loopback_port(), "toxiproxy": free_loopback_port(), "postgres": free_loopback_port(),
             **{f"kafka-{i}": free_loopback_port() for i in BROKERS},
         }
-        self.endpoints = Endpoints(
+        self.endpoints = self._endpoints()
+        self.toxiproxy = ToxiproxyClient("127.0.0.1", self.ports["toxiproxy"], settings.toxiproxy_api_timeout_s)
+        self.links: dict[str, Link] = self._links()
+        self.deployment: Deployment | None = None
+        self._admin: AdminClient | None = None
+        self.started_s: float | None = None
+
+    def _endpoints(self) -> Endpoints:
+        return Endpoints(
             grpc=f"127.0.0.1:{self.ports['grpc']}",
             toxiproxy_api=("127.0.0.1", self.ports["toxiproxy"]),
             kafka_external=",".join(f"127.0.0.1:{self.ports[f'kafka-{i}']}" for i in BROKERS),
@@ -252,11 +269,40 @@ class Environment:
             pg_host="127.0.0.1", pg_port=self.ports["postgres"], pg_user="chaos",
             pg_password=self.pg_password, pg_db="pipeline",
         )
-        self.toxiproxy = ToxiproxyClient("127.0.0.1", self.ports["toxiproxy"], settings.toxiproxy_api_timeout_s)
-        self.links: dict[str, Link] = self._links()
-        self.deployment: Deployment | None = None
-        self._admin: AdminClient | None = None
-        self.started_s: float | None = None
+
+    @classmethod
+    def attach(cls, settings: Settings, images: ImageSet, run_id: str, *, ports: dict[str, int], pg_password: str,
+               cluster_id: str, deployment: Deployment | None = None) -> Environment:
+        """An environment kept running by another process (``gameday up``), found by its run id.
+
+        Its containers are looked up by label; ``deployment`` (name, topic, group, schema, defects) is the
+        pipeline deployed in it, whose containers are found by their deployment label. Whatever this
+        process starts in it (deployments, helpers) carries the keep label too."""
+        env = cls(settings, images, run_id=run_id, keep=True)
+        env.ports, env.pg_password, env.cluster_id = dict(ports), pg_password, cluster_id
+        env.endpoints = env._endpoints()
+        env.toxiproxy = ToxiproxyClient("127.0.0.1", env.ports["toxiproxy"], settings.toxiproxy_api_timeout_s)
+        env.links = env._links()
+        env.client = connect_engine(settings)
+        try:
+            docker_net = env.client.networks.get(env.prefix)
+        except docker.errors.NotFound:
+            raise EnvironmentError_(f"no environment with run id {run_id} is running (network {env.prefix} "
+                                    "not found)") from None
+        env.network = Network(docker_network_kw={"labels": env.labels("network")})
+        env.network.name = env.prefix
+        env.network._network = docker_net
+        for c in env.client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}):
+            node, role = c.name.removeprefix(f"{env.prefix}-"), c.labels.get(LABEL_ROLE)
+            if role in ("kafka", "postgres", "toxiproxy"):
+                env._containers[node] = c
+            elif role == "helper" and c.labels.get("helper") == "disks":
+                env._helpers["disks"] = c
+            elif role in ("ingest", "projector") and deployment is not None \
+                    and c.labels.get(LABEL_DEPLOYMENT) == deployment.name:
+                deployment.containers[node] = c
+        env.deployment = deployment
+        return env
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -272,7 +318,8 @@ class Environment:
         self.stop()
 
     def labels(self, role: str, **extra: str) -> dict[str, str]:
-        return {LABEL_RUN: self.run_id, LABEL_ROLE: role, LABEL_OWNER: owner_id(), **extra}
+        keep = {LABEL_KEEP: "gameday"} if self.keep else {}
+        return {LABEL_RUN: self.run_id, LABEL_ROLE: role, LABEL_OWNER: owner_id(), **keep, **extra}
 
     def start(self) -> None:
         started = time.monotonic()
@@ -718,12 +765,46 @@ class Environment:
         tc.with_envs(**env).with_command(["python", "-m", "refpipe.ingest"])
         return tc
 
-    def _projector(self, dep: Deployment, j: int) -> _Container:
+    def start_projector_fleet(self, fleet: str, replicas: int) -> list[str]:
+        """Start ``replicas`` more projectors of the deployment in their own consumer group
+        (``<group>.<fleet>``, from the earliest offset) writing into the same schema; returns their node
+        names (``projector-<fleet>-<j>``). They belong to the deployment: ``stop_nodes`` or
+        ``undeploy`` removes them."""
+        dep = self.deployment
+        if dep is None:
+            raise ValueError("a second projector fleet needs a deployed pipeline; call env.deploy(name) first")
+        if not fleet.isidentifier():
+            raise ValueError(f"fleet name {fleet!r} must be a plain identifier")
+        group = f"{dep.group}.{fleet}"
+        specs = {f"projector-{fleet}-{j}": self._projector(dep, j, group=group, node=f"projector-{fleet}-{j}")
+                 for j in range(1, replicas + 1)}
+        for name in specs:
+            if name in dep.containers:
+                raise ValueError(f"{name} is already running")
+        for name, tc in specs.items():
+            dep.containers[name] = self._start_service(name, tc)
+        wait_until(lambda: self._group_members(group) >= replicas, self.settings.pipeline_ready_timeout_s,
+                   f"{replicas} projector(s) to join group {group}", self.settings.poll_interval_s)
+        return list(specs)
+
+    def stop_nodes(self, names: list[str]) -> None:
+        """Stop and remove deployment containers started by ``start_projector_fleet``."""
+        dep = self.deployment
+        for name in names:
+            c = dep.containers.pop(name, None) if dep else None
+            if c is None:
+                continue
+            with contextlib.suppress(docker.errors.APIError):
+                c.stop(timeout=self.settings.container_stop_timeout_s)
+            with contextlib.suppress(docker.errors.APIError):
+                c.remove(force=True)
+
+    def _projector(self, dep: Deployment, j: int, group: str | None = None, node: str | None = None) -> _Container:
         s = self.settings
         env = {**self._service_env(dep),
                "KAFKA_BOOTSTRAP": ",".join(f"toxiproxy:{PROJECTOR_KAFKA_PROXY + i}" for i in BROKERS),
-               "KAFKA_GROUP": dep.group, "PG_DSN": self._pg_dsn(PROJECTOR_PG_PROXY),
-               "PROJECTOR_ID": f"projector-{j}",
+               "KAFKA_GROUP": group or dep.group, "PG_DSN": self._pg_dsn(PROJECTOR_PG_PROXY),
+               "PROJECTOR_ID": node or f"projector-{j}",
                "CONSUMER_SESSION_TIMEOUT_MS": str(s.projector_session_timeout_ms)}
         tc = _Container(self.images["pipeline"]).with_kwargs(
             labels=self.labels("projector", **{LABEL_DEPLOYMENT: dep.name}))

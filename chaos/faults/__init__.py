@@ -9,14 +9,14 @@ A ``Schedule`` injects and heals several faults at set times.
 
 Catalogue (README "Fault catalogue" has what each models):
 links (Toxiproxy)  Latency, Bandwidth, BlackHole, ResetPeer, SlowClose, Slicer, LimitData, Toxic, LinkDown
-containers         Kill (= KillAndRestart), Stop, Pause, Restart, RollingRestart
+containers         Kill (= KillAndRestart), Stop, Pause, Restart, RollingRestart, SecondFleet
 network            Isolate, Split, Bridge, OneWay, Partition (iptables), NetEm (loss, delay, duplication, corruption)
 database           TerminateBackends, HoldRowLocks (and Restart/Pause of "postgres")
 resources          DiskFull
 """
 
 from chaos.faults.base import Fault, active_faults, heal_all
-from chaos.faults.container import Kill, KillAndRestart, Pause, Restart, RollingRestart, Stop
+from chaos.faults.container import Kill, KillAndRestart, Pause, Restart, RollingRestart, SecondFleet, Stop
 from chaos.faults.database import HoldRowLocks, TerminateBackends
 from chaos.faults.disk import DiskFull
 from chaos.faults.network import (
@@ -54,6 +54,7 @@ __all__ = [
     "ActiveController", "AnyBroker", "Bandwidth", "BlackHole", "Bridge", "Brokers", "DiskFull", "Fault",
     "HoldRowLocks", "Ingest", "Isolate", "Kill", "KillAndRestart", "Latency", "LeaderOf", "LimitData", "LinkDown",
     "Majority", "Minority", "NetEm", "Node", "OneWay", "Partition", "Pause", "Postgres", "Projector", "Projectors",
-    "ResetPeer", "Restart", "RollingRestart", "Schedule", "Slicer", "SlowClose", "Split", "Step", "Stop", "Target",
-    "TerminateBackends", "Toxic", "Toxiproxy", "active_faults", "heal_all", "links_matching", "target",
+    "ResetPeer", "Restart", "RollingRestart", "Schedule", "SecondFleet", "Slicer", "SlowClose", "Split", "Step",
+    "Stop", "Target", "TerminateBackends", "Toxic", "Toxiproxy", "active_faults", "heal_all", "links_matching",
+    "target",
 ]

@@ -207,3 +207,38 @@ def _wait_rejoined(env: Environment, node: str) -> None:
 
         wait_until(full_isr, s.fault_step_timeout_s, f"every partition of {topic} back to a full ISR after "
                    f"restarting {node}", s.poll_interval_s)
+
+
+class SecondFleet(Fault):
+    """A second projector fleet on the same topic and tables: ``replicas`` more projectors in their own
+    consumer group, reading from the earliest offset, writing into the deployed pipeline's schema; heal
+    stops and removes them.
+
+    Models a blue/green deployment whose new fleet overlaps the old one, or a reprocessing (backfill)
+    job replaying the topic into the live tables: two writers apply the same events, and near the head
+    of the log different events of the same key, at the same time. Idempotent, transactional writes
+    make that harmless; a read-modify-write outside the transaction loses updates."""
+
+    name = "second_fleet"
+
+    def __init__(self, replicas: int = 1, fleet: str = "b") -> None:
+        super().__init__()
+        if not isinstance(replicas, int) or replicas < 1:
+            raise ValueError(f"replicas={replicas!r} must be an integer >= 1")
+        if not fleet.isidentifier():
+            raise ValueError(f"fleet={fleet!r} must be a plain identifier (letters, digits, _)")
+        self.replicas, self.fleet = replicas, fleet
+
+    def validate(self, env: Environment) -> None:
+        if env.deployment is None:
+            raise ValueError("SecondFleet needs a deployed pipeline; call env.deploy(name) first")
+
+    def _inject(self, env: Environment) -> None:
+        self.resolved = {"nodes": [f"projector-{self.fleet}-{j}" for j in range(1, self.replicas + 1)]}
+        self.resolved["nodes"] = env.start_projector_fleet(self.fleet, self.replicas)
+
+    def _heal(self, env: Environment) -> None:
+        env.stop_nodes(list(self.resolved.get("nodes", [])))
+
+    def params(self) -> dict[str, Any]:
+        return {"replicas": self.replicas, "fleet": self.fleet}

@@ -28,6 +28,7 @@ from chaos.faults import (
     Pause,
     Projector,
     Schedule,
+    SecondFleet,
     Slicer,
     Step,
     TerminateBackends,
@@ -161,6 +162,12 @@ def test_database_and_disk_validation() -> None:
         DiskFull("kafka-1", leave_bytes=-1)
     with pytest.raises(ValueError, match="signal 'SIGSTOP' not accepted"):
         Kill("kafka-1", signal="SIGSTOP")
+    with pytest.raises(ValueError, match="needs a deployed pipeline"):
+        SecondFleet().validate(env())
+    with pytest.raises(ValueError, match="replicas=0 must be an integer >= 1"):
+        SecondFleet(replicas=0)
+    with pytest.raises(ValueError, match="must be a plain identifier"):
+        SecondFleet(fleet="b-1")
 
 
 # -- rules and commands ------------------------------------------------------------------------------
