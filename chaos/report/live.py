@@ -58,20 +58,27 @@ def _emit(line: str) -> None:
         log.info("%s", line)
 
 
+FAULT_LABEL_MAX = 80  # characters of a fault's label in a progress line
+
+
 def fault_label(name: str, detail: Mapping[str, Any] | None = None) -> str:
     """``kill kafka-2``, ``link_down projector-pg``: the fault and what it resolved to (or its target)."""
     detail = detail or {}
     resolved = detail.get("resolved")
     parts: list[str] = []
     if isinstance(resolved, Mapping) and resolved:
-        for v in resolved.values():
-            parts.append(",".join(map(str, v)) if isinstance(v, list | tuple) else str(v))
+        for v in resolved.values():  # node and link names; rule tables, chains and flags are left out
+            if isinstance(v, list | tuple) and all(isinstance(x, str) for x in v):
+                parts.append(",".join(v))
+            elif isinstance(v, str) and not v.isupper():
+                parts.append(v)
     else:
         for key in ("target", "links", "node"):
             if detail.get(key):
                 parts.append(str(detail[key]))
                 break
-    return " ".join([name, *parts])
+    label = " ".join([name, *parts])
+    return label if len(label) <= FAULT_LABEL_MAX else label[: FAULT_LABEL_MAX - 1] + "…"
 
 
 def now_us() -> int:

@@ -143,6 +143,10 @@ def test_fault_labels() -> None:
     assert live.fault_label("latency", {"resolved": {"links": ["a", "b"]}}) == "latency a,b"
     assert live.fault_label("kill", {"target": "LeaderOf(partition=0)"}) == "kill LeaderOf(partition=0)"
     assert live.fault_label("pause") == "pause"
+    split = {"a": ["kafka-3"], "b": ["kafka-1", "kafka-2"], "one_way": False, "chain": "CHAOS1",
+             "rules": {"kafka-3": {"drop_from": ["172.20.0.3"]}}, "backend": "iptables"}
+    assert live.fault_label("split", {"resolved": split}) == "split kafka-3 kafka-1,kafka-2 iptables"
+    assert len(live.fault_label("latency", {"resolved": {"links": ["x" * 50, "y" * 50]}})) == live.FAULT_LABEL_MAX
 
 
 def test_a_slow_probe_does_not_delay_the_lines(lines: list[str]) -> None:
