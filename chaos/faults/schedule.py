@@ -52,8 +52,9 @@ class Schedule:
         """Run the schedule; returns the timeline (``{"t_s", "action", "fault", ...}`` per event)."""
         self.validate(env)
         stop = stop or threading.Event()
+        # at one instant: heals of earlier steps first, then injects, then heals of zero-length steps
         events = sorted([(s.at_s, 1, "inject", s) for s in self.steps]
-                        + [(s.at_s + s.duration_s, 0, "heal", s) for s in self.steps],
+                        + [(s.at_s + s.duration_s, 0 if s.duration_s > 0 else 2, "heal", s) for s in self.steps],
                         key=lambda e: (e[0], e[1]))
         t0 = time.monotonic()
         active: list[Fault] = []

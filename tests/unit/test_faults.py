@@ -267,6 +267,14 @@ def test_schedule_heals_everything_even_when_stopped_early() -> None:
         Schedule([Step(0, isolate, 1), Step(1, isolate, 1)])
 
 
+def test_schedule_zero_length_step_is_injected_before_it_is_healed() -> None:
+    e = env()
+    blip, later, next_ = Recorder(), Recorder(), Recorder()
+    timeline = Schedule([Step(0, later, 0.02), Step(0.02, blip, 0), Step(0.02, next_, 0.01)]).run(e)
+    assert blip.calls == later.calls == next_.calls == ["inject", "heal"]
+    assert [t["action"] for t in timeline] == ["inject", "heal", "inject", "inject", "heal", "heal"]
+
+
 def _set_after(threading: Any, s: float) -> Any:
     ev = threading.Event()
     threading.Timer(s, ev.set).start()
