@@ -22,6 +22,7 @@ from typing import Any, get_type_hints
 ENV_PREFIX = "CHAOS_"
 IMAGE_SOURCES = ("auto", "local", "official")
 TIERS = ("gate", "nightly", "matrix")
+HYPOTHESIS_PROFILES = ("dev", "ci", "nightly")  # chaos.schedules.PROFILES
 
 
 def _default_cache_dir() -> Path:
@@ -79,6 +80,34 @@ class Settings:
     tier: str = field(default="gate", metadata={"help": "gate (every change) | nightly (longer, repeated) | matrix"})
     repeat: int = field(default=1, metadata={"help": "run every experiment this many times"})
 
+    # --- randomised fault schedules (experiments/test_random_schedules.py, chaos.schedules) -----------
+    hypothesis_profile: str = field(default="", metadata={
+        "help": "randomised schedules: dev | ci | nightly (empty: ci when CI is set, else dev)"})
+    hypothesis_seed: int = field(default=0, metadata={
+        "help": "randomised schedules: Hypothesis seed (0: the ci profile's fixed seed, else a fresh one; recorded)"})
+    hypothesis_shrink_time_s: float = field(default=300.0, metadata={
+        "help": "randomised schedules: bound on shrinking a failing schedule (may overshoot by one example)"})
+    replay: str = field(default="", metadata={
+        "help": "randomised schedules: a replay.json to run exactly once instead of generating schedules"})
+    schedule_defects: str = field(default="", metadata={
+        "help": "randomised schedules: comma-separated pipeline defects to switch on (e.g. commit_before_write)"})
+    schedule_max_brokers_impaired: int = field(default=1, metadata={
+        "help": "randomised schedules: most brokers impaired at once (1 = a minority of 3; 2-3 may lose quorum)"})
+    schedule_timeout_s: float = field(default=5400.0, metadata={
+        "help": "randomised schedules: bound on the whole test (generation, shrinking, final replay)"})
+
+    # --- game days (chaos.gameday) -----------------------------------------------------------------
+    gameday_steady_timeout_s: float = field(default=60.0, metadata={
+        "help": "game day: bound on waiting for the steady state before the method and for its return after heal"})
+    gameday_probe_interval_s: float = field(default=1.0, metadata={"help": "game day: interval between probes"})
+    gameday_refresh_s: float = field(default=0.5, metadata={"help": "game day: live view refresh (terminal)"})
+    gameday_line_interval_s: float = field(default=2.0, metadata={
+        "help": "game day: seconds between status lines when the output is not a terminal"})
+    gameday_command_timeout_s: float = field(default=30.0, metadata={
+        "help": "game day: bound on one command of an external target (kill/stop/start/pause templates)"})
+    gameday_stop_timeout_s: float = field(default=90.0, metadata={
+        "help": "game day: bound on a running scenario healing and exiting after heal/down interrupts it"})
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ
@@ -114,6 +143,11 @@ class Settings:
             raise ValueError("kafka_log_disk_mb must be 0 (no own disk) or at least 64")
         if self.kafka_broker_heartbeat_ms >= self.kafka_broker_session_timeout_ms:
             raise ValueError("kafka_broker_heartbeat_ms must be below kafka_broker_session_timeout_ms")
+        if self.hypothesis_profile not in ("", *HYPOTHESIS_PROFILES):
+            raise ValueError(f"hypothesis_profile={self.hypothesis_profile!r} is not one of "
+                             f"{', '.join(HYPOTHESIS_PROFILES)}; set {ENV_PREFIX}HYPOTHESIS_PROFILE")
+        if not 0 <= self.schedule_max_brokers_impaired <= 3:
+            raise ValueError("schedule_max_brokers_impaired must be 0..3")
 
     def describe(self) -> dict[str, str]:
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}

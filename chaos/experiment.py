@@ -44,6 +44,7 @@ class ExperimentResult:
     artefacts: Path
     faults: list[dict[str, Any]] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)  # live samples (chaos.report.live)
+    schedule: dict[str, Any] | None = None  # a randomised schedule: seed, profile, steps (chaos.schedules)
 
     @property
     def ok(self) -> bool:
@@ -78,6 +79,7 @@ class Experiment:
         self.load = load or LoadSpec()
         self.artefacts = artefacts or settings.report_dir / name
         self.seed = settings.seed or int.from_bytes(name.encode()[:4].ljust(4, b"\0"), "big") ^ time.time_ns()
+        self.schedule_record: dict[str, Any] | None = None  # copied into results.json as "schedule"
 
     def run(self, *, fault: Fault | Schedule | None = None, warmup_s: float = 4.0, before_s: float = 5.0,
             during_s: float = 8.0, after_s: float = 5.0, budgets: dict[str, Budget] | None = None,
@@ -165,7 +167,8 @@ class Experiment:
         result = ExperimentResult(name=self.name, defects=self.defects, history=history, truth=gt,
                                   verdicts=verdicts, stats=checkers.phase_stats(history),
                                   convergence_s=convergence["s"], wall_s=time.monotonic() - started,
-                                  artefacts=self.artefacts, faults=faults, samples=samples)
+                                  artefacts=self.artefacts, faults=faults, samples=samples,
+                                  schedule=self.schedule_record)
         self._write(result)
         return result
 

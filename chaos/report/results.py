@@ -282,7 +282,7 @@ def build_results(
 
 def results_of(result: ExperimentResult) -> dict[str, Any]:
     """The ``results.json`` document of a finished :class:`~chaos.experiment.ExperimentResult`."""
-    return build_results(
+    doc = build_results(
         result.history,
         verdicts=[v.to_dict() for v in result.verdicts],
         convergence_s=result.convergence_s,
@@ -293,6 +293,10 @@ def results_of(result: ExperimentResult) -> dict[str, Any]:
         samples=list(getattr(result, "samples", None) or []),
         stats=result.stats,
     )
+    schedule = getattr(result, "schedule", None)
+    if schedule is not None:  # a randomised schedule (chaos.schedules): seed, profile, the exact steps
+        doc["schedule"] = schedule
+    return doc
 
 
 def rebuild_results(old: Mapping[str, Any], history: History) -> dict[str, Any]:
@@ -307,7 +311,7 @@ def rebuild_results(old: Mapping[str, Any], history: History) -> dict[str, Any]:
         defects=old.get("defects"),
         counts=counts,
         samples=old.get("samples") or [],
-    )
+    ) | ({"schedule": old["schedule"]} if old.get("schedule") is not None else {})
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
