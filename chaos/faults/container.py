@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("chaos.faults")
 
 
-def _ensure_running(env: Environment, node: str) -> None:
+def ensure_running(env: Environment, node: str) -> None:
+    """Bring ``node`` back to running: unpause it, or start it when it is stopped or killed."""
     c = env.container(node)
     if c.status == "paused":
         c.unpause()
@@ -50,7 +51,7 @@ class _ContainerFault(Fault):
         errors = []
         for node in self.resolved.get("nodes", []):
             try:
-                _ensure_running(env, node)
+                ensure_running(env, node)
             except KeyError:
                 continue  # removed meanwhile (the pipeline was undeployed): nothing to bring back
             except Exception as exc:

@@ -16,6 +16,7 @@ from typing import Any
 
 from chaos.config import Settings
 from chaos.env import LABEL_ROLE, LABEL_RUN, Environment, kafka_client_config, wait_until
+from chaos.faults.container import ensure_running
 from chaos.gameday.external import ExternalEnvironment, ExternalTarget
 
 # Deletes every chain of ours (CHAOS*) and the jumps to it, in the filter and mangle tables, with both
@@ -69,11 +70,7 @@ class LocalTarget:
 
     def ensure_running(self, nodes: list[str]) -> None:
         for n in nodes:
-            c = self.env.container(n)
-            if c.status == "paused":
-                c.unpause()
-            elif c.status != "running":
-                c.start()
+            ensure_running(self.env, n)
 
     def _containers(self) -> list[Any]:
         assert self.env.client is not None
@@ -179,11 +176,7 @@ class ExternalTargetView:
 
     def ensure_running(self, nodes: list[str]) -> None:
         for n in nodes:
-            c = self.env.container(n)
-            if c.status == "paused":
-                c.unpause()
-            elif c.status != "running":
-                c.start()
+            ensure_running(self.env, n)
 
     def leftovers(self) -> list[str]:
         out: list[str] = []

@@ -4,12 +4,8 @@ once, exit 3) and a passing run's report; the real thing is tests/integration/te
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
 import io
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +20,7 @@ from chaos.faults import Fault
 from chaos.gameday import scenario as S
 from chaos.gameday.journal import Journal
 from chaos.gameday.runner import EXIT_ABORTED, EXIT_NOT_STEADY, EXIT_OK, Runner
+from tests.unit.ingest_server import serving
 from tests.unit.test_workload import CACHE, ScriptedIngest, pb2_grpc
 
 
@@ -98,26 +95,8 @@ def run(tmp_path: Path, sc: S.Scenario, target: str) -> tuple[int, str, list[dic
 @pytest.fixture
 def failing() -> Iterator[tuple[str, Failing]]:
     servicer = Failing()
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
-
-    async def serve() -> None:
-        srv = grpc.aio.server()
-        pb2_grpc.add_IngestServicer_to_server(servicer, srv)
-        holder["port"] = srv.add_insecure_port("127.0.0.1:0")
-        await srv.start()
-        holder["loop"], holder["srv"] = asyncio.get_running_loop(), srv
-        ready.set()
-        await srv.wait_for_termination()
-
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield f"127.0.0.1:{holder['port']}", servicer
-    stopping = asyncio.run_coroutine_threadsafe(holder["srv"].stop(0), holder["loop"])
-    with contextlib.suppress(concurrent.futures.CancelledError):
-        stopping.result(10)
-    thread.join(10)
+    with serving(servicer, pb2_grpc) as target:
+        yield target, servicer
 
 
 def test_breached_budget_aborts_and_heals_at_once(failing: tuple[str, Failing], tmp_path: Path) -> None:

@@ -7,10 +7,7 @@ here is a scripted endpoint, not a stand-in for the pipeline: experiments always
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
 import itertools
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +20,7 @@ from chaos import stubs
 from chaos.checkers import phase_stats
 from chaos.history import History, Outcome
 from chaos.workload import LoadGenerator, LoadSpec
+from tests.unit.ingest_server import serving
 
 CACHE = Path(__file__).resolve().parents[2] / ".build" / "test-cache"
 pb2, pb2_grpc = stubs.load(CACHE)
@@ -55,27 +53,8 @@ class ScriptedIngest(pb2_grpc.IngestServicer):  # type: ignore[misc, name-define
 @pytest.fixture
 def server() -> Iterator[tuple[str, ScriptedIngest]]:
     servicer = ScriptedIngest()
-    ready = threading.Event()
-    holder: dict[str, object] = {}
-
-    async def serve() -> None:
-        srv = grpc.aio.server()
-        pb2_grpc.add_IngestServicer_to_server(servicer, srv)
-        holder["port"] = srv.add_insecure_port("127.0.0.1:0")
-        await srv.start()
-        holder["loop"], holder["srv"] = asyncio.get_running_loop(), srv
-        ready.set()
-        await srv.wait_for_termination()
-
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield f"127.0.0.1:{holder['port']}", servicer
-    loop, srv = holder["loop"], holder["srv"]
-    stopping = asyncio.run_coroutine_threadsafe(srv.stop(0), loop)  # type: ignore[arg-type, attr-defined]
-    with contextlib.suppress(concurrent.futures.CancelledError):  # the loop may end before stop() returns
-        stopping.result(10)
-    thread.join(10)
+    with serving(servicer, pb2_grpc) as target:
+        yield target, servicer
 
 
 def run(target: str, spec: LoadSpec, seconds: float) -> tuple[LoadGenerator, History]:
