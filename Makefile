@@ -17,6 +17,7 @@ unit:
 
 lint:
 	uv run --frozen ruff check .
+	uv run --frozen mypy
 
 # The defect detection matrix (5 repetitions of every defect x experiment pair, and the correct pipeline).
 matrix: setup

@@ -74,10 +74,10 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float) -> list[KafkaRecord
                 raise TimeoutError(f"reading {topic} did not reach the high watermarks within {timeout_s} s; "
                                    f"partitions left: {sorted(todo)}")
             for msg in consumer.consume(num_messages=5000, timeout=0.5):
-                if msg.error():
+                p, off, raw = msg.partition(), msg.offset(), msg.value()
+                if msg.error() or p is None or off is None or raw is None:
                     continue
-                p, off = msg.partition(), msg.offset()
-                value = json.loads(msg.value())
+                value = json.loads(raw)
                 out.append(KafkaRecord(event_id=value["event_id"], key=value["key"], partition=p, offset=off))
                 if p in todo and off + 1 >= todo[p]:
                     del todo[p]

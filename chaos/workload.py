@@ -26,6 +26,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,9 +170,16 @@ class LoadGenerator:
                 self.issued += 1
                 task = loop.create_task(self._call(stub, events, intended, phase))
                 self._tasks.add(task)
-                task.add_done_callback(lambda t: (self._tasks.discard(t), sem.release()))
+                task.add_done_callback(self._finished(sem))
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self.rpc_timeout_s + 5)
+
+    def _finished(self, sem: asyncio.Semaphore) -> Callable[[asyncio.Task[None]], None]:
+        """The done-callback of one call: forget the task and free its slot under the concurrency bound."""
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            sem.release()
+        return done
 
     def _next_event(self, i: int, b: int) -> Any:
         k = bisect.bisect_left(self._cum, self.rng.random() * self._cum[-1])

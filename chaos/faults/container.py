@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chaos.faults.base import Fault
 from chaos.faults.targets import Brokers, Target, target
@@ -23,7 +23,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("chaos.faults")
 
 
-def ensure_running(env: Environment, node: str) -> None:
+class ContainerHost(Protocol):
+    """What bringing a node back needs of an environment: this suite's, or a game day's external one."""
+
+    def container(self, name: str) -> Any: ...
+
+
+def ensure_running(env: ContainerHost, node: str) -> None:
     """Bring ``node`` back to running: unpause it, or start it when it is stopped or killed."""
     c = env.container(node)
     if c.status == "paused":
@@ -60,7 +66,7 @@ class _ContainerFault(Fault):
             raise RuntimeError(f"{self.name}: could not bring back {'; '.join(errors)}")
 
     def params(self) -> dict[str, Any]:
-        return {"target": repr(self.target)}
+        return {"target": str(self.target)}
 
 
 class Kill(_ContainerFault):

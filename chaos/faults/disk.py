@@ -98,4 +98,4 @@ class DiskFull(Fault):
             raise RuntimeError(f"disk_full heal failed on {'; '.join(errors)}")
 
     def params(self) -> dict[str, Any]:
-        return {"target": repr(self.target), "leave_bytes": self.leave_bytes}
+        return {"target": str(self.target), "leave_bytes": self.leave_bytes}

@@ -199,7 +199,7 @@ class Partition(Fault):
         _heal_on_nodes(env, self.resolved.get("rules", {}), script, "partition")
 
     def params(self) -> dict[str, Any]:
-        return {"a": repr(self.a), "b": repr(self.b), "one_way": self.one_way}
+        return {"a": str(self.a), "b": str(self.b), "one_way": self.one_way}
 
 
 def _heal_on_nodes(env: Environment, nodes: Iterable[str], script: str, purpose: str) -> None:
@@ -278,7 +278,7 @@ class Bridge(Partition):
         return [(x, y, True) for x in left for y in right]
 
     def params(self) -> dict[str, Any]:
-        return {"bridge": repr(self.bridge), "among": repr(self.among)}
+        return {"bridge": str(self.bridge), "among": str(self.among)}
 
 
 class OneWay(Partition):
@@ -293,7 +293,7 @@ class OneWay(Partition):
         super().__init__(src, dst, one_way=True)
 
     def params(self) -> dict[str, Any]:
-        return {"src": repr(self.a), "dst": repr(self.b)}
+        return {"src": str(self.a), "dst": str(self.b)}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -399,6 +399,6 @@ class NetEm(Fault):
             raise RuntimeError("; ".join(errors))
 
     def params(self) -> dict[str, Any]:
-        return {"target": repr(self.target), "delay_ms": self.delay_ms, "jitter_ms": self.jitter_ms,
+        return {"target": str(self.target), "delay_ms": self.delay_ms, "jitter_ms": self.jitter_ms,
                 "loss_pct": self.loss_pct, "duplicate_pct": self.duplicate_pct, "corrupt_pct": self.corrupt_pct,
                 "interface": self.interface, "backend": self.backend}

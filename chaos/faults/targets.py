@@ -43,7 +43,14 @@ def _need_deployment(env: Environment, what: str) -> None:
 
 
 class Target:
-    """Base class: ``validate`` before injection, ``nodes`` at injection."""
+    """Base class: ``validate`` before injection, ``nodes`` at injection.
+
+    ``str()`` of a target is its role string (``leader:0``, ``projector-1``, ``minority``) when one names
+    exactly it, else its repr: what reports, journals and progress lines show.
+    """
+
+    def __str__(self) -> str:
+        return role(self)
 
     def validate(self, env: Environment) -> None:
         pass
@@ -234,6 +241,20 @@ _SIMPLE: dict[str, Target] = {
     "postgres": Postgres(), "toxiproxy": Toxiproxy(),
 }
 _NODE_RE = re.compile(r"^(kafka-[1-3]|projector-[1-9][0-9]*)$")
+
+
+def role(t: Target) -> str:
+    """The role string that ``target`` parses back to ``t``; the repr when none does (a seed, an include)."""
+    for name, simple in _SIMPLE.items():
+        if t == simple:
+            return name
+    if isinstance(t, LeaderOf) and t.topic is None:
+        return f"leader:{t.partition}"
+    if isinstance(t, Projector) and t.replica is not None and t.seed is None:
+        return f"projector-{t.replica}"
+    if isinstance(t, Node):
+        return t.name
+    return repr(t)
 
 
 def target(spec: Target | str) -> Target:

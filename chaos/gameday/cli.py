@@ -573,6 +573,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# Commands that change nothing: their start and end are not journaled (the journal is a record of what was
+# done to a system); a command one of them runs against an external target still is.
+READ_ONLY = frozenset({"status", "list", "report", "compare"})
+
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "list": cmd_list, "run": cmd_run,
             "heal": cmd_heal, "report": cmd_report, "compare": cmd_compare}
 
@@ -597,6 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     journal: Journal | None = None
+    bookends = args.cmd not in READ_ONLY
     for sig in (signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(ValueError):
             signal.signal(sig, _interrupt)
@@ -604,18 +609,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         _log_to_file(settings.report_dir)
         journal = Journal(journal_path(settings.report_dir), argv)
-        journal.write("command", "started")
+        if bookends:
+            journal.write("command", "started")
         code = COMMANDS[args.cmd](args, settings, journal)
-        journal.write("command", "ok" if code == 0 else "failed", exit=code)
+        if bookends:
+            journal.write("command", "ok" if code == 0 else "failed", exit=code)
         return code
     except (Refused, state.StateError) as exc:
         print(f"gameday {args.cmd}: refused: {exc}", file=sys.stderr)
-        if journal is not None:
+        if journal is not None and bookends:
             journal.write("refused", "refused", reason=str(exc), exit=EXIT_REFUSED)
         return EXIT_REFUSED
     except KeyboardInterrupt:
         print(f"gameday {args.cmd}: interrupted", file=sys.stderr)
-        if journal is not None:
+        if journal is not None and bookends:
             journal.write("command", "interrupted", exit=130)
         return 130
 

@@ -427,8 +427,8 @@ class Runner:
         injected = any(step.fault.injected_at is not None for step in self.sc.method) or active_faults(self.env)
         if reason:
             head, _, rest = reason.partition(":")
-            done = "healing everything now" if injected else "nothing was injected"
-            self.view.event(f"{head.upper()}:{rest}: {done}")
+            what = "healing everything now" if injected else "nothing was injected"
+            self.view.event(f"{head.upper()}:{rest}: {what}")
             self.journal.write("abort" if "aborted" in reason else "stop", "healing", reason=reason)
         for i in reversed(range(len(self.sc.method))):
             self._heal_step(i, " [abort]" if reason else "")

@@ -285,7 +285,10 @@ def _step(raw: Any, i: int) -> MethodStep:
         raise _err(where, "needs duration_s (how long the fault stays before it is healed)")
     dur = _num(raw, "duration_s", where)
     fault = build_fault(raw, where)
-    spec = {k: (v if not isinstance(v, Fault) else v.name) for k, v in raw.items()}
+    spec = {k: v for k, v in raw.items() if not isinstance(v, Fault)}
+    if isinstance(raw.get("fault"), Fault):  # a Python scenario: the object's own parameters, as strings
+        spec = {"fault": fault.name, **{k: (v if isinstance(v, int | float | bool) else str(v))
+                                         for k, v in fault.params().items()}, **spec}
     return MethodStep(at_s=float(at), duration_s=float(dur), fault=fault, spec=spec)
 
 

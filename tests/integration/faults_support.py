@@ -13,6 +13,7 @@ import socket
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,15 @@ from chaos import stubs
 from chaos.env import Environment, kafka_client_config
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
+
+
+def deployed(env: Environment, name: str) -> Iterator[Environment]:
+    """The body of a fault module's ``env`` fixture: a pipeline deployed for the module, removed after it."""
+    env.deploy(name)
+    try:
+        yield env
+    finally:
+        env.undeploy()
 
 
 def submit_latencies_ms(env: Environment, n: int, *, key: str = "probe", deadline_s: float = 10.0) -> list[float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Producer
@@ -32,7 +33,7 @@ from chaos.faults import (
     Stop,
     target,
 )
-from tests.integration.faults_support import produce_latency_ms, submit_latencies_ms, topic_view
+from tests.integration.faults_support import deployed, produce_latency_ms, submit_latencies_ms, topic_view
 
 pytestmark = pytest.mark.integration
 
@@ -66,10 +67,8 @@ def test_containers_without_this_runs_label_are_refused(chaos_env: Environment) 
 
 
 @pytest.fixture(scope="module")
-def env(chaos_env: Environment) -> Environment:
-    chaos_env.deploy("faults-container")
-    yield chaos_env
-    chaos_env.undeploy()
+def env(chaos_env: Environment) -> Iterator[Environment]:
+    yield from deployed(chaos_env, "faults-container")
 
 
 def test_roles_resolve_to_what_the_cluster_says(env: Environment) -> None:
@@ -152,6 +151,7 @@ def test_kill_stop_and_restart(env: Environment) -> None:
 
 def test_rolling_restart_of_the_brokers_loses_nothing(env: Environment) -> None:
     assert env.deployment is not None
+    topic = env.deployment.topic
     started = {b: env.container(b).attrs["State"]["StartedAt"] for b in env.broker_names()}
     delivered: list[bool] = []
     errors: list[str] = []
@@ -165,7 +165,7 @@ def test_rolling_restart_of_the_brokers_loses_nothing(env: Environment) -> None:
     def produce() -> None:
         i = 0
         while not stop.wait(0.02):  # the load's own pace: 50 records/s
-            producer.produce(env.deployment.topic, key=f"k{i % 8}".encode(), value=b"v", on_delivery=on_delivery)
+            producer.produce(topic, key=f"k{i % 8}".encode(), value=b"v", on_delivery=on_delivery)
             producer.poll(0)
             i += 1
 

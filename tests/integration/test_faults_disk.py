@@ -5,22 +5,21 @@ starts it again, and it rejoins with its data."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Producer
 
 from chaos.env import Environment, kafka_client_config, wait_until
 from chaos.faults import DiskFull, LeaderOf
-from tests.integration.faults_support import produce_latency_ms, topic_view
+from tests.integration.faults_support import deployed, produce_latency_ms, topic_view
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def env(chaos_env: Environment) -> Environment:
-    chaos_env.deploy("faults-disk")
-    yield chaos_env
-    chaos_env.undeploy()
+def env(chaos_env: Environment) -> Iterator[Environment]:
+    yield from deployed(chaos_env, "faults-disk")
 
 
 def avail_bytes(env: Environment, node: str) -> int:

@@ -8,6 +8,8 @@ silence, closes. Every check is repeated after heal to show the effect is gone.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import grpc
 import pytest
 
@@ -24,7 +26,7 @@ from chaos.faults import (
     SlowClose,
     Toxic,
 )
-from tests.integration.faults_support import h2_probe, median, submit_latencies_ms
+from tests.integration.faults_support import deployed, h2_probe, median, submit_latencies_ms
 
 pytestmark = pytest.mark.integration
 
@@ -34,10 +36,8 @@ HTTP1_REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 @pytest.fixture(scope="module")
-def env(chaos_env: Environment) -> Environment:
-    chaos_env.deploy("faults-network")
-    yield chaos_env
-    chaos_env.undeploy()
+def env(chaos_env: Environment) -> Iterator[Environment]:
+    yield from deployed(chaos_env, "faults-network")
 
 
 def test_latency_on_all_links_to_kafka_in_one_step(env: Environment) -> None:

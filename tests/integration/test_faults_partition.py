@@ -10,22 +10,21 @@ each heal the effect is gone and no rule of ours is left in the namespace.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from chaos.env import Environment, wait_until
 from chaos.faults import ActiveController, Bridge, Isolate, LeaderOf, Minority, NetEm, OneWay, Split
-from tests.integration.faults_support import median, ping, produce_latency_ms, tcp_reachable, topic_view
+from tests.integration.faults_support import deployed, median, ping, produce_latency_ms, tcp_reachable, topic_view
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def env(chaos_env: Environment) -> Environment:
-    chaos_env.deploy("faults-partition")
-    yield chaos_env
-    chaos_env.undeploy()
+def env(chaos_env: Environment) -> Iterator[Environment]:
+    yield from deployed(chaos_env, "faults-partition")
 
 
 def no_chaos_rules(env: Environment, node: str) -> bool:

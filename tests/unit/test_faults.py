@@ -72,6 +72,13 @@ def env() -> Any:
 ])
 def test_role_strings(spec: str, expected: object) -> None:
     assert target(spec) == expected
+    assert str(expected) == spec  # what reports and progress lines show: the role, not the repr
+
+
+def test_a_target_without_a_role_string_shows_its_repr() -> None:
+    assert str(Minority(seed=3)) == "Minority(seed=3, include=None)"
+    assert str(LeaderOf(1, topic="other")) == "LeaderOf(partition=1, topic='other')"
+    assert Kill(Projector(1)).params()["target"] == "projector-1"
 
 
 def test_unknown_role_names_the_accepted_ones() -> None:

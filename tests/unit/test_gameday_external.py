@@ -176,5 +176,9 @@ def test_cli_asks_for_a_typed_yes(tmp_path: Path) -> None:
 def test_cli_without_an_environment(tmp_path: Path) -> None:
     rc, out, _, _ = run_cli(tmp_path, "run", "leader-kill", "--dry-run")
     assert rc == 0 and "none is up now" in out
-    rc, _, err, _ = run_cli(tmp_path, "status")
+    rc, _, err, journal = run_cli(tmp_path, "status")
     assert rc == 2 and "no environment is up" in err
+    assert [r["action"] for r in journal] == ["command", "dry-run", "command"], "status and list journal nothing"
+    rc, out, _, journal = run_cli(tmp_path, "list")
+    assert rc == 0 and "leader-kill" in out
+    assert len(journal) == 3

@@ -69,6 +69,7 @@ def test_python_scenario_holds_fault_objects() -> None:
     sc = S.load("paused-projector")
     assert isinstance(sc.method[0].fault, Pause)
     assert sc.rollbacks[0].nodes == ("projector-1",)
+    assert sc.method[0].describe() == "at 0s for 8s: pause(target='projector-1')"
 
 
 @pytest.mark.parametrize(("text", "message"), [
