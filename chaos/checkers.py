@@ -469,22 +469,32 @@ def check_kafka_duplicates(history: History, kafka: Iterable[KafkaRecord]) -> Ve
 
 
 def _check_kafka_duplicates(ctx: _Ctx) -> Verdict:
-    seen: dict[str, list[KafkaRecord]] = {}
-    for rec in ctx.kafka:
-        seen.setdefault(rec.event_id, []).append(rec)
-    multi = {eid: recs for eid, recs in seen.items() if len(recs) > 1}
+    records = ctx.kafka
+    distinct = len({r.event_id for r in records})  # the usual case, no duplicate, costs one set
+    multi: dict[str, list[KafkaRecord]] = {}
+    if distinct != len(records):
+        seen: set[str] = set()
+        for r in records:
+            if r.event_id in seen:
+                multi.setdefault(r.event_id, [])
+            else:
+                seen.add(r.event_id)
+        for r in records:  # every record of a duplicated id, in topic-read order
+            lst = multi.get(r.event_id)
+            if lst is not None:
+                lst.append(r)
     extra = sum(len(v) - 1 for v in multi.values())
     examples = [
         {"id": eid, "key": recs[0].key, "times": len(recs),
          "records": [f"{r.partition}@{r.offset}" for r in recs[:_MAX_POSITIONS]]}
         for eid, recs in list(multi.items())[:MAX_EXAMPLES]
     ]
-    counts: dict[str, int | float] = {"records": len(ctx.kafka), "distinct_events": len(seen),
+    counts: dict[str, int | float] = {"records": len(records), "distinct_events": distinct,
                                       "duplicated_events": len(multi), "extra_records": extra}
     if multi:
         msg = f"{_plural(len(multi), 'event')} written to Kafka more than once ({_plural(extra, 'extra record')})"
     else:
-        msg = f"every event written to Kafka at most once ({len(ctx.kafka)} records)"
+        msg = f"every event written to Kafka at most once ({len(records)} records)"
     return Verdict("kafka_duplicates", not multi, counts, examples, msg)
 
 

@@ -61,16 +61,21 @@ def _emit(line: str) -> None:
 FAULT_LABEL_MAX = 80  # characters of a fault's label in a progress line
 
 
+# The keys of a fault's ``resolved`` that name what it acts on, in the order a label shows them.
+_LABEL_KEYS = ("node", "nodes", "links", "bridge", "a", "b", "left", "right", "table", "applications")
+
+
 def fault_label(name: str, detail: Mapping[str, Any] | None = None) -> str:
     """``kill kafka-2``, ``link_down projector-pg``: the fault and what it resolved to (or its target)."""
     detail = detail or {}
     resolved = detail.get("resolved")
     parts: list[str] = []
     if isinstance(resolved, Mapping) and resolved:
-        for v in resolved.values():  # node and link names; rule tables, chains and flags are left out
-            if isinstance(v, list | tuple) and all(isinstance(x, str) for x in v):
+        for k in _LABEL_KEYS:  # what the fault acts on; rule tables, chains, backends and flags are left out
+            v = resolved.get(k)
+            if isinstance(v, list | tuple) and v and all(isinstance(x, str) for x in v):
                 parts.append(",".join(v))
-            elif isinstance(v, str) and not v.isupper():
+            elif isinstance(v, str) and v:
                 parts.append(v)
     else:
         for key in ("target", "links", "node"):

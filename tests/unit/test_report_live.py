@@ -145,7 +145,9 @@ def test_fault_labels() -> None:
     assert live.fault_label("pause") == "pause"
     split = {"a": ["kafka-3"], "b": ["kafka-1", "kafka-2"], "one_way": False, "chain": "CHAOS1",
              "rules": {"kafka-3": {"drop_from": ["172.20.0.3"]}}, "backend": "iptables"}
-    assert live.fault_label("split", {"resolved": split}) == "split kafka-3 kafka-1,kafka-2 iptables"
+    assert live.fault_label("split", {"resolved": split}) == "split kafka-3 kafka-1,kafka-2"
+    netem = {"nodes": ["kafka-3"], "backend": {"kafka-3": "nfqueue"}, "stats": {"seen": 3}}
+    assert live.fault_label("netem", {"resolved": netem}) == "netem kafka-3"
     assert len(live.fault_label("latency", {"resolved": {"links": ["x" * 50, "y" * 50]}})) == live.FAULT_LABEL_MAX
 
 
