@@ -60,8 +60,8 @@ def hold(env: Environment, settings: Settings, seconds: float) -> None:
           f"p50 {st.p50_ms} ms, p99 {st.p99_ms} ms, generator behind at most {gen.behind_max_s:.3f} s")
 
 
-def ramp(env: Environment, settings: Settings) -> None:
-    for rate in (250, 500, 1000, 2000):
+def ramp(env: Environment, settings: Settings, rates: list[int]) -> None:
+    for rate in rates:
         spec = LoadSpec(rate=rate, batch_size=1, keys=64, max_in_flight=1024)
         gen, history = run_load(env, settings, spec, 10.0, f"ramp{rate}")
         st = phase_stats(history)["measured"]
@@ -84,13 +84,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hold-s", type=float, default=60.0)
     ap.add_argument("--skip-ramp", action="store_true")
+    ap.add_argument("--rates", default="250,500,1000,2000,4000", help="ramp steps, unary RPCs/s, 10 s each")
     ap.add_argument("--skip-stall", action="store_true")
     args = ap.parse_args()
     settings = Settings.from_env()
     with Environment(settings, resolve(settings)) as env:
         hold(env, settings, args.hold_s)
         if not args.skip_ramp:
-            ramp(env, settings)
+            ramp(env, settings, [int(r) for r in args.rates.split(",")])
         if not args.skip_stall:
             stall(env, settings)
 
