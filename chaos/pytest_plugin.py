@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from chaos import signals
 from chaos.config import ENV_PREFIX, Settings, setting_help
 from chaos.env import Environment, EnvironmentError_
 from chaos.experiment import Experiment
@@ -51,10 +51,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(f"chaos_{name}", help=help_text, default=None)
 
 
-def _interrupt(signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "experiment: a chaos experiment against the running pipeline")
     config.addinivalue_line("markers", "integration: needs the container environment")
@@ -74,8 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[REPORT_KEY] = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
+    signals.install()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -22,7 +22,6 @@ The name is ``gameday`` and not ``chaos``: Chaos Toolkit installs a ``chaos`` co
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -34,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from chaos import signals
 from chaos.config import Settings
 from chaos.gameday import external, scenario, state
 from chaos.gameday.journal import Journal, journal_path
@@ -43,10 +43,6 @@ EXIT_REFUSED = 2
 
 class Refused(Exception):
     """Bad input or a refusal: one message, nothing done, exit 2."""
-
-
-def _interrupt(signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -137,7 +133,7 @@ def _interrupt_running(st: state.State, settings: Settings, journal: Journal) ->
         return
     _say(f"scenario {run.get('scenario')} is running (pid {pid}): interrupting it so that it heals itself")
     journal.write("interrupt", "started", pid=pid, scenario=run.get("scenario"))
-    os.kill(int(pid), signal.SIGINT)
+    os.kill(int(pid), signal.SIGTERM)  # always handled (chaos.signals), even when SIGINT was inherited ignored
     deadline = time.monotonic() + settings.gameday_stop_timeout_s
     while state.pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(settings.poll_interval_s)
@@ -602,9 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     journal: Journal | None = None
     bookends = args.cmd not in READ_ONLY
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        with contextlib.suppress(ValueError):
-            signal.signal(sig, _interrupt)
+    signals.install()
     try:
         settings = _settings(args)
         _log_to_file(settings.report_dir)

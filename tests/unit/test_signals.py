@@ -1,0 +1,45 @@
+"""chaos.signals: a run stops (as on Ctrl-C) on SIGINT even when it inherited SIGINT ignored, and on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+EXIT_TIMEOUT_S = 30  # bound on the child reacting to the signal
+
+CHILD = """
+import signal, sys, time
+from chaos import signals
+print("inherited:", "ignored" if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else "default", flush=True)
+signals.install()
+print("ready", flush=True)
+try:
+    time.sleep(60)
+except KeyboardInterrupt as exc:
+    print("interrupted:", exc, flush=True)
+    sys.exit(3)
+"""
+
+
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # what `cmd &` in a non-interactive shell does
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_run_started_with_sigint_ignored_still_stops_on_signals(sig: signal.Signals) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True,
+                            preexec_fn=ignore_sigint)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "inherited: ignored"
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=EXIT_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3 and "interrupted" in out, out
