@@ -15,8 +15,8 @@ import signal, sys, time
 from chaos import signals
 print("inherited:", "ignored" if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else "default", flush=True)
 signals.install()
-print("ready", flush=True)
 try:
+    print("ready", flush=True)  # inside the try: the signal may land before print returns
     time.sleep(60)
 except KeyboardInterrupt as exc:
     print("interrupted:", exc, flush=True)
