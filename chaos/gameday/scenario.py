@@ -287,7 +287,7 @@ def _step(raw: Any, i: int) -> MethodStep:
     fault = build_fault(raw, where)
     spec = {k: v for k, v in raw.items() if not isinstance(v, Fault)}
     if isinstance(raw.get("fault"), Fault):  # a Python scenario: the object's own parameters, as strings
-        spec = {"fault": fault.name, **{k: (v if isinstance(v, int | float | bool) else str(v))
+        spec = {"fault": fault.name, **{k: (v if v is None or isinstance(v, int | float | bool) else str(v))
                                          for k, v in fault.params().items()}, **spec}
     return MethodStep(at_s=float(at), duration_s=float(dur), fault=fault, spec=spec)
 
