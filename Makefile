@@ -44,7 +44,7 @@ NIGHTLY_PROOF_DEFECT ?= commit_before_write
 nightly-proof: setup
 	@rm -rf reports/nightly-proof
 	@CHAOS_REPORT_DIR=reports/nightly-proof uv run --frozen pytest experiments/test_random_schedules.py \
-	  --chaos-tier=nightly --chaos-hypothesis-profile=nightly --chaos-schedule-defects=$(NIGHTLY_PROOF_DEFECT) \
+	  --chaos-tier=nightly --chaos-hypothesis-profile=nightly --chaos-defects=$(NIGHTLY_PROOF_DEFECT) \
 	  --chaos-hypothesis-shrink-time-s=$${CHAOS_HYPOTHESIS_SHRINK_TIME_S:-240}; rc=$$?; \
 	  [ $$rc -eq 1 ] || { echo "nightly-proof: the nightly run should have failed (exit $$rc)"; exit 1; }
 	@m=$$(ls reports/nightly-proof/*/random_schedules/minimal-replay.json | head -1); echo "replaying $$m"; \

@@ -79,6 +79,9 @@ class Settings:
     convergence_bound_s: float = field(default=60.0, metadata={"help": "budget: heal -> all acked applied"})
     tier: str = field(default="gate", metadata={"help": "gate (every change) | nightly (longer, repeated) | matrix"})
     repeat: int = field(default=1, metadata={"help": "run every experiment this many times"})
+    defects: str = field(default="", metadata={
+        "help": "comma-separated defect switches of the pipeline to turn on in every experiment "
+                "(e.g. acks1): what would this bug cost under each fault?"})
 
     # --- randomised fault schedules (experiments/test_random_schedules.py, chaos.schedules) -----------
     hypothesis_profile: str = field(default="", metadata={
@@ -89,8 +92,6 @@ class Settings:
         "help": "randomised schedules: bound on shrinking a failing schedule (may overshoot by one example)"})
     replay: str = field(default="", metadata={
         "help": "randomised schedules: a replay.json to run exactly once instead of generating schedules"})
-    schedule_defects: str = field(default="", metadata={
-        "help": "randomised schedules: comma-separated pipeline defects to switch on (e.g. commit_before_write)"})
     schedule_max_brokers_impaired: int = field(default=1, metadata={
         "help": "randomised schedules: most brokers impaired at once (1 = a minority of 3; 2-3 may lose quorum)"})
     schedule_timeout_s: float = field(default=5400.0, metadata={
@@ -146,8 +147,15 @@ class Settings:
         if self.hypothesis_profile not in ("", *HYPOTHESIS_PROFILES):
             raise ValueError(f"hypothesis_profile={self.hypothesis_profile!r} is not one of "
                              f"{', '.join(HYPOTHESIS_PROFILES)}; set {ENV_PREFIX}HYPOTHESIS_PROFILE")
+        if self.defects and self.tier == "matrix":
+            raise ValueError(f"{ENV_PREFIX}DEFECTS / --chaos-defects cannot be combined with the matrix tier: the "
+                             "detection matrix switches each defect on itself; run the matrix without it")
         if not 0 <= self.schedule_max_brokers_impaired <= 3:
             raise ValueError("schedule_max_brokers_impaired must be 0..3")
+
+    def defect_list(self) -> tuple[str, ...]:
+        """``defects`` as a tuple of names, in the order given, without blanks or repeats."""
+        return tuple(dict.fromkeys(d.strip() for d in self.defects.split(",") if d.strip()))
 
     def describe(self) -> dict[str, str]:
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}

@@ -86,6 +86,7 @@ INGEST_PG_PROXY = 15433
 KAFKA_LOG_DIR = "/var/tmp/kafka-logs"
 DISKS_MOUNT = "/disks"  # where the ``disks`` keeper mounts broker i's log volume: /disks/kafka-<i>
 QUORUM_STATE = f"{KAFKA_LOG_DIR}/__cluster_metadata-0/quorum-state"
+EXIT_LOG_LINES = 20  # log lines quoted when a container exits while the environment starts
 
 # testcontainers' reaper image cannot be pulled on air-gapped machines: cleanup by label is ours.
 testcontainers_config.ryuk_disabled = True
@@ -97,11 +98,18 @@ class EnvironmentError_(RuntimeError):
     """The environment cannot start; the message says what to do."""
 
 
-def wait_until(cond: Callable[[], T | None], timeout_s: float, what: str, interval_s: float = 0.2) -> T:
-    """Poll ``cond`` until it returns a truthy value; raise TimeoutError naming ``what`` after ``timeout_s``."""
+def wait_until(cond: Callable[[], T | None], timeout_s: float, what: str, interval_s: float = 0.2, *,
+               abort: Callable[[], None] | None = None) -> T:
+    """Poll ``cond`` until it returns a truthy value; raise TimeoutError naming ``what`` after ``timeout_s``.
+
+    Exceptions from ``cond`` count as "not yet" (the last one is named on timeout). ``abort`` is called
+    before each poll and its exceptions propagate at once: it says when waiting on is pointless (a
+    container that should answer has exited), so the error names the cause within one interval."""
     deadline = time.monotonic() + timeout_s
     last_exc: BaseException | None = None
     while True:
+        if abort is not None:
+            abort()
         try:
             value = cond()
             if value:
@@ -180,6 +188,17 @@ def sweep(client: docker.DockerClient, *, run_id: str | None = None, only_orphan
     return removed
 
 
+def kraft_cluster_id() -> str:
+    """A random KRaft cluster id: 16 random bytes, base64url without padding (22 characters).
+
+    Like Kafka's own ``Uuid.randomUuid()``, never one that begins with ``-``: ``kafka-storage format -t
+    <id>`` would read it as an option and the broker would exit (1 random id in 64 does)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
 def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -247,7 +266,7 @@ class Environment:
         self._containers: dict[str, Container] = {}
         self._helpers: dict[str, Container] = {}  # long-lived helpers (the disks keeper); not fault targets
         self._lock = threading.Lock()
-        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        self.cluster_id = kraft_cluster_id()
         self.pg_password = secrets.token_urlsafe(18)
         self.ports = {
             "grpc": free_loopback_port(), "toxiproxy": free_loopback_port(), "postgres": free_loopback_port(),
@@ -339,12 +358,13 @@ class Environment:
             futures = {name: pool.submit(self._start, name, b) for name, b in builders.items()}
             for f in futures.values():
                 f.result()
-        bound = self.settings.env_start_timeout_s
-        wait_until(self.toxiproxy.version, bound, "the Toxiproxy API", self.settings.poll_interval_s)
+        bound, every = self.settings.env_start_timeout_s, self.settings.poll_interval_s
+        alive = self.fail_if_exited
+        wait_until(self.toxiproxy.version, bound, "the Toxiproxy API", every, abort=alive)
         for link in self.links.values():
             self.toxiproxy.create_proxy(link.name, link.listen, link.upstream)
-        wait_until(self._postgres_ready, bound, "Postgres to accept connections", self.settings.poll_interval_s)
-        wait_until(self._kafka_ready, bound, "all three Kafka brokers to register", self.settings.poll_interval_s)
+        wait_until(self._postgres_ready, bound, "Postgres to accept connections", every, abort=alive)
+        wait_until(self._kafka_ready, bound, "all three Kafka brokers to register", every, abort=alive)
         self.started_s = time.monotonic() - started
         log.info("environment %s up in %.1f s", self.run_id, self.started_s)
 
@@ -360,6 +380,22 @@ class Environment:
         self._containers.clear()
         self._helpers.clear()
         self.deployment = None
+
+    def fail_if_exited(self, names: list[str] | None = None) -> None:
+        """Raise EnvironmentError_ naming the first container (of ``names``, default all the environment's
+        own) that has exited, with its exit status and last log lines; a wait for it to answer is pointless."""
+        for name in names if names is not None else list(self._containers):
+            c = self._containers.get(name) or (self.deployment.containers.get(name) if self.deployment else None)
+            if c is None:
+                continue
+            with contextlib.suppress(docker.errors.NotFound):
+                c.reload()
+            if c.status in ("exited", "dead"):
+                code = (c.attrs.get("State") or {}).get("ExitCode")
+                tail = c.logs(tail=EXIT_LOG_LINES).decode(errors="replace").rstrip()
+                raise EnvironmentError_(
+                    f"{name} ({c.name}) exited with status {code} while it was starting; "
+                    f"its last {EXIT_LOG_LINES} log lines:\n{tail}")
 
     def _start(self, name: str, build: Callable[[], _Container]) -> None:
         tc = build()
@@ -723,11 +759,15 @@ class Environment:
             for n, f in futures.items():
                 dep.containers[n] = f.result()
         bound = self.settings.pipeline_ready_timeout_s
+
+        def alive() -> None:
+            self.fail_if_exited(list(dep.containers))
+
         wait_until(lambda: self._ingest_serving(), bound, "the ingest service to report SERVING",
-                   self.settings.poll_interval_s)
+                   self.settings.poll_interval_s, abort=alive)
         wait_until(lambda: self._group_members(dep.group) >= self.settings.projector_replicas, bound,
                    f"{self.settings.projector_replicas} projector(s) to join group {dep.group}",
-                   self.settings.poll_interval_s)
+                   self.settings.poll_interval_s, abort=alive)
         return dep
 
     def undeploy(self) -> None:

@@ -51,7 +51,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(f"chaos_{name}", help=help_text, default=None)
 
 
+def _refuse_xdist(config: pytest.Config) -> None:
+    """pytest-xdist would give each worker its own environment and lose the detection matrix (its rows are
+    collected in one process): refuse it before anything starts."""
+    workers = getattr(config.option, "numprocesses", None)
+    if workers in (None, 0, "0") and getattr(config.option, "dist", "no") == "no":
+        return
+    raise pytest.UsageError(
+        f"pipeline-chaos does not run under pytest-xdist (-n {workers}): experiments share one container "
+        "environment per session (each worker would start its own, on the same two cores) and the detection "
+        "matrix is collected in one process. Run without -n, or with -p no:xdist.")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _refuse_xdist(config)
     config.addinivalue_line("markers", "experiment: a chaos experiment against the running pipeline")
     config.addinivalue_line("markers", "integration: needs the container environment")
     config.addinivalue_line("markers", "nightly: runs only in the nightly tier (--chaos-tier=nightly)")
@@ -74,7 +87,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tiers: gate runs what is unmarked; nightly adds ``nightly``; matrix runs only ``matrix``."""
+    """Tiers: gate runs what is unmarked; nightly adds ``nightly``; matrix runs only ``matrix``.
+
+    An explicit ``-m`` expression decides on its own, as pytest users expect (``-m nightly`` runs the
+    nightly tests); the tier then only sets phase lengths and load."""
+    if config.option.markexpr:
+        return
     tier = config.stash[SETTINGS_KEY].tier
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
@@ -176,8 +194,15 @@ def chaos_env(chaos_settings: Settings, request: pytest.FixtureRequest) -> Itera
     yield env
 
 
+def _failure_message(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    return str(crash.message if crash is not None else report.longreprtext.strip().splitlines()[-1:] or "failed")
+
+
 def _slug(nodeid: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1])[:80]
+    """A folder name for a test: its name and parameter ids (``test_detection-acks1-leader_isolated``)."""
+    name = nodeid.split("::", 1)[-1].replace("[", "-").rstrip("]")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:120]
 
 
 @pytest.fixture
@@ -188,10 +213,13 @@ def experiment(chaos_env: Environment, chaos_settings: Settings, request: pytest
 
     def make(defects: tuple[str, ...] | list[str] = (), load: LoadSpec | None = None,
              name: str | None = None) -> Experiment:
-        base = name or _slug(request.node.nodeid.split("[")[0])
-        if chaos_repetition > 1 or chaos_settings.repeat > 1:
-            base = f"{base}-rep{chaos_repetition}"
+        # The folder names the test with its parameters (test_detection[acks1-leader_isolated] and
+        # [acks1-broker_split] must not share one), and a second experiment of one test gets a suffix.
+        base = name or _slug(request.node.nodeid)
+        defects = tuple(dict.fromkeys([*chaos_settings.defect_list(), *defects]))
         suffix = f"-{'+'.join(defects)}" if defects and not name else ""
+        if any(e.name == base + suffix for e in made):
+            suffix += f"-{len(made) + 1}"
         exp = Experiment(chaos_env, chaos_settings, base + suffix, defects=tuple(defects), load=load,
                          artefacts=root / (base + suffix))
         made.append(exp)
@@ -204,8 +232,12 @@ def experiment(chaos_env: Environment, chaos_settings: Settings, request: pytest
     if failed or healed:
         for exp in made:
             chaos_env.collect_logs(Path(exp.artefacts) / "logs")
-    from chaos.report.plugin import experiments_done  # imported by pytest first (pytest_plugins above)
+    from chaos.report.plugin import experiments_done, record_test_failure  # imported by pytest first
 
+    if failed:
+        call = reports.get(request.node.nodeid + ":call")
+        if call is not None and call.failed:
+            record_test_failure(made, _failure_message(call))
     experiments_done(request, made, logs=bool(failed or healed))
     chaos_env.undeploy()
     assert not healed, f"faults still active after the test were healed by the safety net: {healed}"

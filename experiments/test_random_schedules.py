@@ -234,7 +234,7 @@ def replay(session: Session, path: str | Path) -> dict[str, Any]:
 def new_session(env: Environment, settings: Settings, make: Callable[..., Experiment],
                 config: pytest.Config | None = None, profile: str | None = None) -> Session:
     p = profile_named(settings.hypothesis_profile if profile is None else profile)
-    defects = tuple(d.strip() for d in settings.schedule_defects.split(",") if d.strip())
+    defects = settings.defect_list()
     return Session(env=env, settings=settings, make=make, profile=p, seed=choose_seed(p, settings.hypothesis_seed),
                    defects=defects, max_brokers_impaired=settings.schedule_max_brokers_impaired, config=config)
 

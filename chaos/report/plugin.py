@@ -121,6 +121,39 @@ def experiments_done(request: pytest.FixtureRequest, experiments: Iterable[_Expe
             log.warning("report for %s: %r", getattr(exp, "name", exp), exc)
 
 
+CHECK_VERDICT = "check"  # the verdict that carries a failed assertion of the experiment's own check
+
+
+def record_test_failure(experiments: Iterable[_Experiment], message: str) -> list[Path]:
+    """A test failed although its experiments' verdicts all passed: an assertion of the experiment's own
+    ``check`` (``the toxic did not show``) failed. Add it as a failed ``check`` verdict to each of their
+    ``results.json`` and rewrite the page and the summary, so no report says PASS for a red test.
+    Returns the folders rewritten; never raises (a report problem must not hide the test's own failure)."""
+    folders = [Path(e.artefacts) for e in experiments if (Path(e.artefacts) / "results.json").is_file()]
+    try:
+        docs = {f: json.loads((f / "results.json").read_text(encoding="utf-8")) for f in folders}
+    except Exception as exc:
+        log.warning("reading results to record a failed check: %r", exc)
+        return []
+    if any(not d.get("ok", True) for d in docs.values()):
+        return []  # a failed verdict already explains the red test
+    done = []
+    for folder, doc in docs.items():
+        try:
+            from chaos.history import History
+            from chaos.report import write_artefacts
+
+            verdict = {"name": CHECK_VERDICT, "ok": False, "message": message, "counts": {}, "examples": []}
+            doc["verdicts"] = [*(doc.get("verdicts") or []), verdict]
+            doc["ok"] = False
+            doc["failed"] = [*(doc.get("failed") or []), CHECK_VERDICT]
+            write_artefacts(History.read_jsonl(folder / "history.jsonl"), doc, folder)
+            done.append(folder)
+        except Exception as exc:
+            log.warning("recording the failed check in %s: %r", folder, exc)
+    return done
+
+
 def _refresh_page(folder: Path, results: dict[str, Any]) -> None:
     from chaos.history import History
     from chaos.report.html import render_html

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_ci_profile_passes_and_its_schedule_replays_identically(chaos_env, chaos_settings, experiment, request):
-    settings = chaos_settings.replace(schedule_defects="", hypothesis_seed=0, replay="")
+    settings = chaos_settings.replace(defects="", hypothesis_seed=0, replay="")
     session = new_session(chaos_env, settings, experiment, request.config, profile="ci")
     explore(session)
 
