@@ -1,8 +1,8 @@
 """The live terminal view of a running scenario.
 
-On a terminal it redraws one block in place every ``gameday_refresh_s`` (ANSI: cursor up, clear to the
-end); anywhere else (a pipe, a CI log, a test) it writes each event as its own line and a one-line status
-every ``gameday_line_interval_s``. The block::
+On a terminal it keeps one block up to date in place every ``gameday_refresh_s``, with each event printed
+once above the block, where the events scroll like a log; anywhere else (a pipe, a CI log, a test) it
+writes each event as its own line and a one-line status every ``gameday_line_interval_s``. The block::
 
     gameday leader-kill on env 3f2a91c0de   t=14.2s   phase during
     timeline  warmup 0-3s | before 3-7s | > kill leader:0 @7s for 6s [active] | after
@@ -10,20 +10,32 @@ every ``gameday_line_interval_s``. The block::
     steady    ingest_serving OK SERVING | error_rate OK 0.0% | consumer_lag OK 12 | full_isr FAIL 4/6
     load      sent 2,840 acked 2,802 errors 0 | applied 2,650 lag 152
     last 3s   p50 12 ms  p99 3,410 ms  errors 0.0%  (budget: errors <= 50%, p99 <= 8,000 ms)
-    events    7.0s inject kill -> kafka-2
-              13.0s heal kill kafka-2 (0.04 s)
+
+The terminal side is rich's ``Live``, not our own ANSI codes. Redrawing "in place" means moving the
+cursor up exactly as many rows as the last draw took; the old hand-written "cursor up N lines, clear"
+counted lines, not rows, so on a terminal narrower than the longest line (about 105 columns) every
+redraw left the wrapped rows behind as stale copies. rich, a well-kept library, wraps each line to the
+terminal's width itself (long words folded), so it knows how many rows it drew, crops a block taller than
+the screen, and also handles colour (OK green, FAIL red) and ``NO_COLOR``. A terminal that cannot move the
+cursor (``TERM=dumb``) gets the line output. The view never takes the run down: errors in its thread are
+swallowed, and a terminal that fails a write (closed, hung up) silences the view for the rest of the run.
 
 The view reads a :class:`LiveState` that the runner updates; rendering is pure (``render``) and tested.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.text import Text
 
 
 @dataclass
@@ -65,7 +77,8 @@ def _ms(v: float | None) -> str:
 
 
 def render(s: LiveState, max_events: int = 6) -> list[str]:
-    """The block's lines (no colour codes, so it reads the same in a log)."""
+    """The block's lines (no colour codes, so it reads the same in a log), with the last ``max_events``
+    events (none if 0)."""
     lines = [f"gameday {s.scenario} on {s.target}   t={s.elapsed():.1f}s   phase {s.phase}"
              + (f"   {s.outcome}" if s.outcome else "")]
     tl = " | ".join(("> " if t.get("status") == "active" else "") + t["label"]
@@ -87,7 +100,7 @@ def render(s: LiveState, max_events: int = 6) -> list[str]:
         lines.append(f"last {w.get('window_s', 0):g}s   p50 {_ms(w.get('p50_ms'))}  p99 {_ms(w.get('p99_ms'))}  "
                      f"errors {'-' if rate is None else f'{rate:.1%}'}  ({w.get('ops', 0)} ops)"
                      + (f"  budget: {s.budget}" if s.budget else ""))
-    for i, e in enumerate(s.events[-max_events:]):
+    for i, e in enumerate(s.events[-max_events:] if max_events > 0 else []):
         lines.append(("events    " if i == 0 else "          ") + e)
     return lines
 
@@ -107,6 +120,26 @@ def status_line(s: LiveState) -> str:
     return " | ".join(parts)
 
 
+_STYLES = ((re.compile(r"\b(?:OK|PASSED)\b"), "bold green"),
+           (re.compile(r"\b(?:FAIL|FAILED|ABORTED|INTERRUPTED|REFUSED|NOT STEADY|NOT restored|STILL LEFT)\b"),
+            "bold red"))
+
+
+def _styled(line: str, *, wrap: bool) -> Text:
+    """One line as rich text, OK/FAIL coloured (rich drops the colour under ``NO_COLOR`` or without colour).
+    ``wrap``: wrapped to the console's width by rich, long words folded (the block, whose rows rich must count);
+    otherwise the style of the print applies (events: ``soft_wrap``, left to the terminal)."""
+    text = Text(line, no_wrap=False, overflow="fold") if wrap else Text(line)
+    for pattern, style in _STYLES:
+        text.highlight_regex(pattern, style)
+    return text
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        self.quiet = True  # rich's default exits the process (SystemExit): the heal must go on
+
+
 class LiveView:
     """Draws :class:`LiveState` from a daemon thread; ``event`` lines are printed at once."""
 
@@ -119,12 +152,22 @@ class LiveView:
         self.refresh_s = refresh_s
         self.line_interval_s = line_interval_s
         self.update = update
-        self._drawn = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: ``event`` also runs in signal handlers of the main thread
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._console: Console | None = None
+        self._live: Live | None = None
+        self._finished = False
+        if self.tty:
+            console = _Console(file=self.out, force_terminal=True, markup=False, emoji=False, highlight=False)
+            if console.is_interactive:  # not with TERM=dumb (or TTY_INTERACTIVE=0): no cursor moves, so lines
+                self._console = console
+            else:
+                self.tty = False
 
     def start(self) -> LiveView:
+        if self.tty:
+            self.draw()
         self._thread = threading.Thread(target=self._loop, name="gameday-live", daemon=True)
         self._thread.start()
         return self
@@ -141,8 +184,16 @@ class LiveView:
             self.state.events.append(line)
             if not self.tty:
                 self._write(f"[gameday] {line}\n")
-        if self.tty:
-            self.draw()
+                return
+            self._rich(lambda: self._print_above(line))
+
+    def _print_above(self, line: str) -> None:
+        """An event line above the block: rich erases the block, prints the line, draws the block again
+        (a fresh one). ``soft_wrap``: the line is left whole for the terminal to wrap, so it copies as one."""
+        assert self._console is not None
+        if self._live is not None and self._live.is_started:
+            self._live.update(self._block())
+        self._console.print(_styled(line, wrap=False), soft_wrap=True)
 
     def _write(self, text: str) -> None:
         try:
@@ -151,13 +202,32 @@ class LiveView:
         except (OSError, ValueError):
             pass  # a closed terminal must not stop the healing
 
+    def _block(self) -> Group:
+        return Group(*(_styled(line, wrap=True) for line in render(self.state, max_events=0)))
+
+    def _rich(self, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except (OSError, ValueError):  # a closed terminal must not stop the healing; nor fill memory
+            if self._console is not None:
+                self._console.quiet = True
+        except Exception:  # the view must never take the run down
+            pass
+
     def draw(self, final: bool = False) -> None:
         with self._lock:
             if self.tty:
-                lines = render(self.state)
-                clear = f"\x1b[{self._drawn}F\x1b[J" if self._drawn else ""
-                self._write(clear + "\n".join(lines) + "\n")
-                self._drawn = len(lines)
+                if self._finished:
+                    return
+                if self._live is None:
+                    self._live = Live(console=self._console, auto_refresh=False, transient=False,
+                                      redirect_stdout=False, redirect_stderr=False, vertical_overflow="ellipsis")
+                    self._rich(self._live.start)
+                live = self._live
+                self._rich(lambda: live.update(self._block(), refresh=True))
+                if final:
+                    self._finished = True
+                    self._rich(live.stop)  # the last block stays on the screen; what follows goes below it
             elif final:
                 self._write(status_line(self.state) + "\n")
 
