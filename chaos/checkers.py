@@ -32,6 +32,7 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 from chaos.history import History, Op, Outcome
+from chaos.stats import nearest_rank
 
 __all__ = [
     "MAX_EXAMPLES",
@@ -46,12 +47,14 @@ __all__ = [
     "check_availability",
     "check_conservation",
     "check_convergence",
+    "check_decoding",
     "check_duplicates",
     "check_lost",
     "check_order",
     "check_phantoms",
     "check_unknowns",
     "format_verdicts",
+    "per_key_sums",
     "phase_stats",
 ]
 
@@ -70,13 +73,19 @@ T = TypeVar("T")
 
 @dataclass(slots=True, frozen=True)
 class AppliedRow:
-    """One application of an event's side effect (a row of the effects table)."""
+    """One application of an event's side effect (a row of the effects table).
+
+    ``seq`` and ``amount`` are compared with what the history sent (``seq`` only where the pipeline
+    keeps it); ``source`` is the record it was applied from, ``(topic, partition, offset)`` with the
+    topic's logical name, where the pipeline records it: the phantoms checker then requires it to be a
+    committed record of that topic (an aborted transaction's record is not)."""
 
     event_id: str
     key: str
-    seq: int
+    seq: int | None
     amount: int
     position: int
+    source: tuple[str, int, int] | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -242,7 +251,7 @@ def _join(
             phantoms.append(r)
             continue
         key = op.key
-        if key != rkey or op.amount != amount or op.seq != r.seq:
+        if key != rkey or op.amount != amount or (r.seq is not None and op.seq != r.seq):
             payload_bad.append((r, op))
         m = setdefault(key, _INF)
         if m < op.start_us:
@@ -273,11 +282,13 @@ class _Ctx:
         history: History,
         applied: Iterable[AppliedRow] = (),
         kafka: Iterable[KafkaRecord] = (),
+        committed: Mapping[str, Iterable[KafkaRecord]] | None = None,
     ) -> None:
         self.history = history
         self.ops = history.ops
         self.rows: Sequence[AppliedRow] = applied if isinstance(applied, list | tuple) else list(applied)
         self.kafka: Sequence[KafkaRecord] = kafka if isinstance(kafka, list | tuple) else list(kafka)
+        self.committed = committed
 
     def cached(self, name: str) -> bool:
         """Whether the cached property ``name`` has been computed already."""
@@ -501,15 +512,20 @@ def _check_kafka_duplicates(ctx: _Ctx) -> Verdict:
 # --------------------------------------------------------------------------- 3. phantoms
 
 
-def check_phantoms(history: History, applied: Iterable[AppliedRow], kafka: Iterable[KafkaRecord]) -> Verdict:
-    """Events in Postgres or Kafka that the history never issued, and failed ops that were applied.
+def check_phantoms(history: History, applied: Iterable[AppliedRow], kafka: Iterable[KafkaRecord],
+                   committed: Mapping[str, Iterable[KafkaRecord]] | None = None) -> Verdict:
+    """Events in Postgres or Kafka that the history never issued, failed ops that were applied, and
+    applications from records that are not in the committed log.
 
     Also flags ids the history issued more than once: every other checker assumes
     ids are unique, so such a history cannot be judged reliably.  Failed ops that
     reached Kafka but were not applied are counted (``failed_in_kafka_not_applied``)
-    but are not a violation by themselves.
+    but are not a violation by themselves.  With ``committed`` (the committed records of
+    each topic, read ``read_committed``), an application whose ``source`` names a record
+    that is not among them was applied from something nobody committed: the record of an
+    aborted transaction (``applied_uncommitted``).
     """
-    return _check_phantoms(_Ctx(history, applied, kafka))
+    return _check_phantoms(_Ctx(history, applied, kafka, committed))
 
 
 def _check_phantoms(ctx: _Ctx) -> Verdict:
@@ -530,6 +546,11 @@ def _check_phantoms(ctx: _Ctx) -> Verdict:
     failed_applied = [op for op in failed if op.id in first]
     failed_in_kafka = [op for op in failed if op.id in kafka and op.id not in first]
     reissued = ctx.reissued
+    uncommitted: list[AppliedRow] = []
+    if ctx.committed is not None:
+        known = {t: {(r.partition, r.offset) for r in recs} for t, recs in ctx.committed.items()}
+        uncommitted = [r for r in ctx.rows if r.source is not None and r.source[0] in known
+                       and (r.source[1], r.source[2]) not in known[r.source[0]]]
 
     def phantom_ex(eid: str) -> dict[str, Any]:
         row = first.get(eid)
@@ -557,6 +578,8 @@ def _check_phantoms(ctx: _Ctx) -> Verdict:
         [phantom_ex(eid) for eid in list(phantom_ids)[:MAX_EXAMPLES]],
         [failed_ex(op) for op in failed_applied[:MAX_EXAMPLES]],
         [{"kind": "issued_twice", "id": eid, "times": n} for eid, n in list(reissued.items())[:MAX_EXAMPLES]],
+        [{"kind": "applied_uncommitted", "id": r.event_id, "key": r.key, "position": r.position,
+          "record": f"{r.source[0]} {r.source[1]}@{r.source[2]}"} for r in uncommitted[:MAX_EXAMPLES] if r.source],
     )
     counts: dict[str, int | float] = {
         "issued": len(issued),
@@ -567,6 +590,7 @@ def _check_phantoms(ctx: _Ctx) -> Verdict:
         "failed_but_applied": len(failed_applied),
         "failed_in_kafka_not_applied": len(failed_in_kafka),
         "issued_twice": len(reissued),
+        "applied_uncommitted": len(uncommitted),
     }
     problems = []
     if phantom_ids:
@@ -580,6 +604,9 @@ def _check_phantoms(ctx: _Ctx) -> Verdict:
         )
     if reissued:
         problems.append(f"{_plural(len(reissued), 'event id')} issued more than once by the generator")
+    if uncommitted:
+        problems.append(f"{_plural(len(uncommitted), 'application')} from records that are not in the committed "
+                        "log (records of aborted transactions, read uncommitted)")
     ok = not problems
     msg = "; ".join(problems) if problems else f"no phantom events; none of {len(failed)} failed ops applied"
     return Verdict("phantoms", ok, counts, examples, msg)
@@ -863,13 +890,6 @@ class PhaseStats:
         return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
 
 
-def _nearest_rank(sorted_values: Sequence[int], per_mille: int) -> int:
-    """Exact nearest-rank percentile: the ceil(p * n)-th smallest value (p in per mille)."""
-    n = len(sorted_values)
-    rank = -(-per_mille * n // 1000)  # ceil without floats
-    return sorted_values[max(rank, 1) - 1]
-
-
 def phase_stats(history: History) -> dict[str, PhaseStats]:
     """Per-phase statistics, in :meth:`History.phase_names` order."""
     names = history.phase_names()
@@ -906,7 +926,7 @@ def phase_stats(history: History) -> dict[str, PhaseStats]:
         pct: list[float | None]
         if lat:
             lat.sort()
-            pct = [_nearest_rank(lat, pm) / 1000 for pm in (500, 900, 990, 999, 1000)]
+            pct = [nearest_rank(lat, q) / 1000 for q in (0.5, 0.9, 0.99, 0.999, 1.0)]
         else:
             pct = [None] * 5
         out[name] = PhaseStats(
@@ -1006,18 +1026,45 @@ def check_all(
     history: History,
     applied: Iterable[AppliedRow],
     kafka: Iterable[KafkaRecord],
-    key_state: Iterable[KeyState] | Mapping[str, KeyState],
+    key_state: Iterable[KeyState] | Mapping[str, KeyState] | None = None,
+    *,
+    order: bool = True,
+    committed: Mapping[str, Iterable[KafkaRecord]] | None = None,
 ) -> list[Verdict]:
-    """Run checkers 1-6 (lost, duplicates, phantoms, unknowns, order, conservation) and the Kafka
-    duplicate check, sharing their indexes."""
-    ctx = _Ctx(history, applied, kafka)
+    """The generic checkers over event ids and keys, sharing their indexes: lost, duplicates, phantoms,
+    unknowns, order (when the pipeline promises per-key order), the Kafka duplicate check on ``kafka``
+    (the entry topic's records), and conservation when ``key_state`` is given (a per-key-sums model;
+    adapters with another model check it themselves)."""
+    ctx = _Ctx(history, applied, kafka, committed)
     _ = ctx.joined  # one pass serves order, conservation, lost and phantoms
-    return [
-        _check_lost(ctx),
-        _check_duplicates(ctx),
-        _check_phantoms(ctx),
-        _check_unknowns(ctx),
-        _check_order(ctx),
-        _check_conservation(ctx, key_state),
-        _check_kafka_duplicates(ctx),
-    ]
+    out = [_check_lost(ctx), _check_duplicates(ctx), _check_phantoms(ctx), _check_unknowns(ctx)]
+    if order:
+        out.append(_check_order(ctx))
+    if key_state is not None:
+        out.append(_check_conservation(ctx, key_state))
+    out.append(_check_kafka_duplicates(ctx))
+    return out
+
+
+def per_key_sums(history: History, applied: Iterable[AppliedRow],
+                 state: Iterable[KeyState] | Mapping[str, KeyState]) -> Verdict:
+    """The model of a projection of per-key sums (``conservation``): each key's aggregate equals the sum
+    over the distinct events applied to it. For adapters: ``model=lambda m: [per_key_sums(m.history,
+    m.applied, m.state)]``."""
+    return check_conservation(history, applied, state)
+
+
+def check_decoding(undecodable: Mapping[str, Sequence[Mapping[str, Any]]], records: Mapping[str, int]) -> Verdict:
+    """Every record of every topic decodes (the adapter's ``decode``). ``undecodable``: per topic, one entry
+    per record that did not (partition, offset, why); ``records``: per topic, how many were read."""
+    bad = {t: list(v) for t, v in undecodable.items() if v}
+    n_bad = sum(len(v) for v in bad.values())
+    counts: dict[str, int | float] = {"records": sum(records.values()), "undecodable": n_bad,
+                                      **{f"{t}.undecodable": len(v) for t, v in bad.items()}}
+    examples = _pick(*[[{"topic": t, **e} for e in v[:MAX_EXAMPLES]] for t, v in bad.items()])
+    if n_bad:
+        msg = (f"{_plural(n_bad, 'record')} the adapter cannot decode, in "
+               + ", ".join(f"{t} ({len(v)})" for t, v in bad.items()))
+    else:
+        msg = f"all {_plural(sum(records.values()), 'record')} decoded"
+    return Verdict("decoding", not n_bad, counts, examples, msg)

@@ -5,16 +5,26 @@ Values come from environment variables (``CHAOS_<FIELD NAME IN UPPER CASE>``) an
 command-line options and ini keys of the same name (see ``chaos.pytest_plugin``). Precedence: command
 line > environment > ini > default.
 
+A project can also keep its settings in its ``pyproject.toml``, in a ``[tool.pipeline-chaos]`` table with
+the same names (found from the working directory upwards); they rank below the environment (and below
+pytest's ini keys), above the defaults. That is where a repository names its pipeline for every entry
+point at once (pytest, ``gameday``, ``python -m chaos.images``)::
+
+    [tool.pipeline-chaos]
+    pipeline = "myteam_chaos.adapter:PIPELINE"
+
 The Kafka timings are the ones the test cluster runs with. They set every recovery budget:
 a killed broker is fenced after ``kafka_broker_session_timeout_ms``; a lagging follower leaves the ISR
 after ``kafka_replica_lag_time_max_ms``; a killed consumer's partitions move after
-``projector_session_timeout_ms``.
+``consumer_session_timeout_ms``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -32,12 +42,15 @@ def _default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
+    # --- the pipeline -------------------------------------------------------------------------
+    pipeline: str = field(default="", metadata={
+        "help": "the pipeline's adapter: module:attr of a chaos.adapter.Pipeline, or an installed entry point name"})
+
     # --- images -------------------------------------------------------------------------------
     image_source: str = field(default="auto", metadata={"help": "auto | local | official"})
     image_kafka: str = field(default="", metadata={"help": "override the Kafka image reference"})
     image_postgres: str = field(default="", metadata={"help": "override the Postgres image reference"})
     image_toxiproxy: str = field(default="", metadata={"help": "override the Toxiproxy image reference"})
-    image_pipeline: str = field(default="", metadata={"help": "override the pipeline (ingest/projector) image"})
     image_nethelper: str = field(default="", metadata={
         "help": "override the fault helper image (iptables, tc, chaos-netem; see chaos.images)"})
     cache_dir: Path = field(default_factory=_default_cache_dir, metadata={"help": "build cache"})
@@ -51,8 +64,10 @@ class Settings:
     container_stop_timeout_s: int = field(default=5, metadata={"help": "grace before SIGKILL on stop"})
     poll_interval_s: float = field(default=0.2, metadata={"help": "interval between readiness probes"})
     toxiproxy_api_timeout_s: float = field(default=5.0, metadata={"help": "bound on one Toxiproxy API call"})
-    projector_replicas: int = field(default=2, metadata={"help": "projector consumer-group replicas"})
-    topic_partitions: int = field(default=6, metadata={"help": "partitions of each experiment's topic"})
+    replicas: str = field(default="", metadata={
+        "help": "replicas per service, overriding the adapter's (e.g. projector=3,sink=2)"})
+    topic_partitions: int = field(default=6, metadata={
+        "help": "partitions of each topic whose adapter leaves the number open"})
     kafka_log_disk_mb: int = field(default=256, metadata={
         "help": "size of each broker's own log filesystem (a tmpfs volume; DiskFull fills it); 0: no own disk"})
 
@@ -69,7 +84,8 @@ class Settings:
     kafka_replica_lag_time_max_ms: int = field(default=5000, metadata={"help": "follower leaves ISR after"})
     producer_delivery_timeout_ms: int = field(default=15000, metadata={"help": "ingest gives up after"})
     producer_request_timeout_ms: int = field(default=5000, metadata={"help": "one produce request"})
-    projector_session_timeout_ms: int = field(default=6000, metadata={"help": "consumer session timeout"})
+    consumer_session_timeout_ms: int = field(default=6000, metadata={
+        "help": "session timeout the pipeline's consumers are given ({settings.consumer_session_timeout_ms})"})
 
     # --- experiments ----------------------------------------------------------------------------
     report_dir: Path = field(default=Path("reports"), metadata={"help": "where artefacts are written"})
@@ -110,12 +126,21 @@ class Settings:
         "help": "game day: bound on a running scenario healing and exiting after heal/down interrupts it"})
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         hints = get_type_hints(cls)
+        names = {f.name for f in fields(cls)}
+        project = project_settings()
+        unknown = sorted(set(project) - names - {"pythonpath"})
+        if unknown:
+            raise ValueError(f"[tool.pipeline-chaos] in {project_file()}: unknown key(s) {', '.join(unknown)}; "
+                             "the keys are the settings' names (`pytest --help` lists them as --chaos-<name>)")
         for f in fields(cls):
             raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                raw = project.get(f.name)
+                raw = None if raw is None else str(raw)
             if raw is not None and raw != "":
                 values[f.name] = _coerce(f.name, raw, hints[f.name])
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -138,8 +163,7 @@ class Settings:
             raise ValueError(f"tier={self.tier!r} is not one of {', '.join(TIERS)}; set {ENV_PREFIX}TIER")
         if self.repeat < 1:
             raise ValueError("repeat must be at least 1")
-        if self.projector_replicas < 1:
-            raise ValueError("projector_replicas must be at least 1")
+        self.replica_overrides()
         if self.kafka_log_disk_mb and self.kafka_log_disk_mb < 64:
             raise ValueError("kafka_log_disk_mb must be 0 (no own disk) or at least 64")
         if self.kafka_broker_heartbeat_ms >= self.kafka_broker_session_timeout_ms:
@@ -153,12 +177,48 @@ class Settings:
         if not 0 <= self.schedule_max_brokers_impaired <= 3:
             raise ValueError("schedule_max_brokers_impaired must be 0..3")
 
+    def replica_overrides(self) -> dict[str, int]:
+        """``replicas`` as {service: n}; ValueError saying the expected form."""
+        out: dict[str, int] = {}
+        for part in (p.strip() for p in self.replicas.split(",")):
+            if not part:
+                continue
+            name, eq, n = part.partition("=")
+            if not eq or not n.strip().isdigit() or int(n) < 1:
+                raise ValueError(f"replicas={self.replicas!r}: give service=count pairs, e.g. projector=3,sink=2")
+            out[name.strip()] = int(n)
+        return out
+
     def defect_list(self) -> tuple[str, ...]:
         """``defects`` as a tuple of names, in the order given, without blanks or repeats."""
         return tuple(dict.fromkeys(d.strip() for d in self.defects.split(",") if d.strip()))
 
     def describe(self) -> dict[str, str]:
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
+def project_file(start: Path | None = None) -> Path | None:
+    """The nearest ``pyproject.toml`` with a ``[tool.pipeline-chaos]`` table, from ``start`` (the working
+    directory) upwards; None when there is none."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        f = d / "pyproject.toml"
+        if f.is_file():
+            try:
+                doc = tomllib.loads(f.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError):
+                continue
+            if isinstance(doc.get("tool", {}).get("pipeline-chaos"), dict):
+                return f
+    return None
+
+
+def project_settings(start: Path | None = None) -> dict[str, Any]:
+    """The ``[tool.pipeline-chaos]`` table of :func:`project_file` (empty when there is none)."""
+    f = project_file(start)
+    if f is None:
+        return {}
+    return dict(tomllib.loads(f.read_text(encoding="utf-8"))["tool"]["pipeline-chaos"])
 
 
 def _coerce(name: str, raw: str, typ: Any) -> Any:

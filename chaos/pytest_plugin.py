@@ -1,10 +1,14 @@
 """pytest plugin: options, fixtures, markers, report header, artefact paths, and the safety nets.
 
-Every field of :class:`chaos.config.Settings` is a command-line option ``--chaos-<field>`` with an
-ini twin ``chaos_<field>`` (and the environment variable ``CHAOS_<FIELD>``).
+Installed with the package, pytest finds it through the ``pytest11`` entry point (``chaos``): a project
+needs no conftest line. Every field of :class:`chaos.config.Settings` is a command-line option
+``--chaos-<field>`` with an ini twin ``chaos_<field>`` (and the environment variable ``CHAOS_<FIELD>``, and
+the ``[tool.pipeline-chaos]`` table of pyproject.toml). ``--chaos-pipeline=module:attr`` (or an entry
+point name of the ``pipeline_chaos.pipelines`` group) names the pipeline's adapter.
 
 Fixtures:
 ``chaos_settings`` (session) the effective settings.
+``chaos_pipeline`` (session) the pipeline's adapter (:class:`chaos.adapter.Pipeline`).
 ``chaos_env`` (session) the running topology; one per session, torn down whatever happens.
 ``experiment`` (function) a factory ``experiment(defects=(), load=None, name=None) -> Experiment``.
 
@@ -24,6 +28,7 @@ from typing import Any
 import pytest
 
 from chaos import signals
+from chaos.adapter import Pipeline, load_pipeline
 from chaos.config import ENV_PREFIX, Settings, setting_help
 from chaos.env import Environment, EnvironmentError_
 from chaos.experiment import Experiment
@@ -35,6 +40,7 @@ from chaos.workload import LoadSpec
 pytest_plugins = ["chaos.report.plugin"]
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
+PIPELINE_KEY = pytest.StashKey[Pipeline]()
 MATRIX_KEY = pytest.StashKey[list[dict[str, Any]]]()
 REPORT_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 
@@ -79,11 +85,21 @@ def pytest_configure(config: pytest.Config) -> None:
         if cli is not None:
             env[ENV_PREFIX + name.upper()] = str(cli)
     try:
-        config.stash[SETTINGS_KEY] = Settings.from_env(env)
+        settings = Settings.from_env(env)
+        config.stash[SETTINGS_KEY] = settings
+        if settings.pipeline or settings.defects:
+            pipeline_of(config).check_defects(settings.defect_list())  # bad input refused before anything starts
     except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(f"chaos: {exc}") from None
     config.stash[REPORT_KEY] = {}
     signals.install()
+
+
+def pipeline_of(config: pytest.Config) -> Pipeline:
+    """The session's pipeline adapter (loaded once); ValueError saying what to do when none is named."""
+    if PIPELINE_KEY not in config.stash:
+        config.stash[PIPELINE_KEY] = load_pipeline(config.stash[SETTINGS_KEY].pipeline)
+    return config.stash[PIPELINE_KEY]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -159,8 +175,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     s = config.stash[SETTINGS_KEY]
-    keys = ("tier", "repeat", "image_source", "report_dir", "seed", "kafka_broker_session_timeout_ms",
-            "kafka_replica_lag_time_max_ms", "projector_session_timeout_ms", "quiesce_timeout_s")
+    keys = ("pipeline", "tier", "repeat", "defects", "image_source", "report_dir", "seed",
+            "kafka_broker_session_timeout_ms", "kafka_replica_lag_time_max_ms", "consumer_session_timeout_ms",
+            "quiesce_timeout_s")
     return ["chaos: " + ", ".join(f"{k}={getattr(s, k)}" for k in keys)]
 
 
@@ -178,12 +195,21 @@ def chaos_settings(pytestconfig: pytest.Config) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def chaos_env(chaos_settings: Settings, request: pytest.FixtureRequest) -> Iterator[Environment]:
+def chaos_pipeline(pytestconfig: pytest.Config) -> Pipeline:
     try:
-        images = resolve(chaos_settings, build=False)
-    except ImageError as exc:
+        return pipeline_of(pytestconfig)
+    except ValueError as exc:
         pytest.exit(f"chaos: {exc}", returncode=3)
-    env = Environment(chaos_settings, images)
+
+
+@pytest.fixture(scope="session")
+def chaos_env(chaos_settings: Settings, chaos_pipeline: Pipeline, request: pytest.FixtureRequest
+              ) -> Iterator[Environment]:
+    try:
+        images = resolve(chaos_settings, chaos_pipeline, build=False)
+        env = Environment(chaos_settings, images, chaos_pipeline)
+    except (ImageError, ValueError) as exc:
+        pytest.exit(f"chaos: {exc}", returncode=3)
     # Registered before start: a start that fails half-way still removes what it created.
     request.addfinalizer(env.stop)
     request.addfinalizer(lambda: heal_all(env))

@@ -6,12 +6,14 @@ A **fault spec** is plain JSON: the fault's catalogue name plus its constructor'
 with role strings for targets and globs for links::
 
     {"fault": "latency", "links": "ingest-kafka-*", "latency_ms": 200, "jitter_ms": 20}
+    {"fault": "link_down", "links": "sink->postgres"}
     {"fault": "kill", "target": "kafka-2"}
     {"fault": "split", "side": "kafka-1"}
 
-:func:`build_fault` turns one into a fresh :class:`~chaos.faults.Fault` (trailing underscores of the
-Python names are dropped in JSON: ``target`` for ``target_``, ``bytes`` for ``bytes_``, ``from`` for
-``from_``). A **schedule** is a list of :class:`PlannedStep` (``at_s``, ``duration_s``, ``spec``) and
+:func:`build_fault` (the one fault catalogue, :mod:`chaos.faults.catalogue`) turns one into a fresh
+:class:`~chaos.faults.Fault`. The names drawn from (links, service replicas) come from the environment's
+topology (:class:`Shape`), so the schedules fit whatever pipeline the adapter describes. A **schedule**
+is a list of :class:`PlannedStep` (``at_s``, ``duration_s``, ``spec``) and
 becomes a :class:`~chaos.faults.Schedule` with :func:`to_schedule`.
 
 **Recoverability** (:class:`Limits`, :class:`Planner`, :func:`check_steps`): two faults never hold the
@@ -31,7 +33,7 @@ database (the replay file is the reproduction), the ``explain`` phase off (it re
     {"format": "pipeline-chaos-replay", "format_version": 1, "seed": 123, "profile": "nightly",
      "defects": ["commit_before_write"], "workload_seed": 42, "example": 3, "max_brokers_impaired": 1,
      "phases": {"warmup_s": 3, "before_s": 3, "after_s": 5},
-     "steps": [{"at_s": 0, "duration_s": 4, "spec": {"fault": "link_down", "links": "projector-pg"}}],
+     "steps": [{"at_s": 0, "duration_s": 4, "spec": {"fault": "link_down", "links": "projector-postgres"}}],
      "outcome": {"ok": false, "failed": ["lost", "convergence"]}}
 """
 
@@ -39,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import inspect
 import json
 import os
 import random
@@ -47,7 +48,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, Phase, assume, note, settings
 from hypothesis import seed as hypothesis_seed
@@ -61,94 +62,50 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from chaos.faults import (
-    Bandwidth,
-    BlackHole,
-    Bridge,
-    DiskFull,
-    Fault,
-    HoldRowLocks,
-    Isolate,
-    Kill,
-    Latency,
-    LimitData,
-    LinkDown,
-    NetEm,
-    OneWay,
-    Pause,
-    ResetPeer,
-    Restart,
-    RollingRestart,
-    Schedule,
-    Slicer,
-    SlowClose,
-    Split,
-    Step,
-    Stop,
-    TerminateBackends,
-)
+from chaos.faults import Schedule, Step
+from chaos.faults import targets as T
+from chaos.faults.catalogue import LINK_FAULTS, TARGET_KEYS, build_fault, describe_spec
+
+if TYPE_CHECKING:
+    from chaos.env import Topology
 
 REPLAY_FORMAT = "pipeline-chaos-replay"
 REPLAY_VERSION = 1
 MIN_STEP_S = 1.0  # Schedule sorts a heal before an inject at the same instant: a step must last > 0
 CI_SEED = 20261126  # the ci profile's seed when none is given: same examples on every run
 
-# --- the catalogue -------------------------------------------------------------------------------
+# --- the shape of the topology the schedules draw from ------------------------------------------------
 
-CATALOGUE: dict[str, type[Fault]] = {
-    "latency": Latency, "bandwidth": Bandwidth, "black_hole": BlackHole, "reset_peer": ResetPeer,
-    "slow_close": SlowClose, "slicer": Slicer, "limit_data": LimitData, "link_down": LinkDown,
-    "kill": Kill, "stop": Stop, "pause": Pause, "restart": Restart, "rolling_restart": RollingRestart,
-    "isolate": Isolate, "split": Split, "bridge": Bridge, "one_way": OneWay, "netem": NetEm,
-    "terminate_backends": TerminateBackends, "hold_row_locks": HoldRowLocks, "disk_full": DiskFull,
-}
-LINK_FAULTS = ("latency", "bandwidth", "black_hole", "reset_peer", "slow_close", "slicer", "limit_data",
-               "link_down")
 EVENT_FAULTS = ("restart", "rolling_restart")  # done when inject returns; the step holds the budget meanwhile
-LINKS = ("grpc", "ingest-kafka-1", "ingest-kafka-2", "ingest-kafka-3", "projector-kafka-1", "projector-kafka-2",
-         "projector-kafka-3", "projector-pg", "ingest-pg")
-LINK_GLOBS = ("grpc", "ingest-kafka-*", "ingest-kafka-1", "ingest-kafka-2", "ingest-kafka-3", "projector-kafka-*",
-              "projector-kafka-1", "projector-kafka-2", "projector-kafka-3", "projector-pg", "ingest-pg")
-BROKERS = ("kafka-1", "kafka-2", "kafka-3")
-SERVICES = ("ingest", "postgres")
-_TARGET_KEYS = ("target", "side", "bridge", "src", "dst", "from")
+BROKERS = T.BROKER_NODES
 
 
-def _param_names(cls: type[Fault]) -> dict[str, str]:
-    """JSON key -> constructor keyword, from the constructor's signature."""
-    out = {}
-    for name, p in inspect.signature(cls.__init__).parameters.items():
-        if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        out[name.rstrip("_")] = name
-    return out
+@dataclass(frozen=True)
+class Shape:
+    """The names the schedules draw from and reason about: the links, the service replicas (and postgres),
+    the brokers, and which nodes each service selector (a name or a role) may name. Made from the
+    environment's topology (:meth:`of`), so the schedules fit whatever pipeline the adapter describes."""
 
+    links: tuple[str, ...]
+    link_globs: tuple[str, ...]
+    nodes: tuple[str, ...]
+    selectors: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    brokers: tuple[str, ...] = BROKERS
 
-def build_fault(spec: Mapping[str, Any]) -> Fault:
-    """A fresh Fault from a spec; ValueError naming what is wrong (unknown fault, key or value)."""
-    if not isinstance(spec, Mapping):
-        raise ValueError(f"a fault spec is an object with a 'fault' name, not {type(spec).__name__}")
-    name = spec.get("fault")
-    if name not in CATALOGUE:
-        raise ValueError(f"unknown fault {name!r}; accepted: {', '.join(sorted(CATALOGUE))}")
-    cls = CATALOGUE[name]
-    params = _param_names(cls)
-    unknown = sorted(k for k in spec if k != "fault" and k not in params)
-    if unknown:
-        raise ValueError(f"fault {name!r}: unknown parameter(s) {', '.join(unknown)}; "
-                         f"accepted: {', '.join(params) or 'none'}")
-    kwargs = {params[k]: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items() if k != "fault"}
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:  # a missing required parameter
-        raise ValueError(f"fault {name!r}: {exc}") from None
+    @classmethod
+    def of(cls, topology: Topology) -> Shape:
+        services = topology.pipeline.services
+        sels = {s.name: tuple(topology.nodes_of(s.name)) for s in services}
+        for r in sorted({r for s in services for r in s.roles}):
+            sels[r] = tuple(topology.selector_nodes(r))
+        return cls(links=tuple(topology.link_names()), link_globs=tuple(topology.link_globs()),
+                   nodes=(*topology.service_nodes(), "postgres"), selectors=tuple(sels.items()))
 
+    def broker_names(self) -> list[str]:
+        return list(self.brokers)
 
-def describe_spec(spec: Mapping[str, Any]) -> str:
-    """One short line: ``kill kafka-2``, ``latency ingest-kafka-* latency_ms=200``."""
-    rest = {k: v for k, v in spec.items() if k != "fault"}
-    where = [str(rest.pop(k)) for k in ("links", *_TARGET_KEYS) if k in rest]
-    return " ".join([str(spec.get("fault")), *where, *(f"{k}={v}" for k, v in rest.items())])
+    def selector_nodes(self, selector: str) -> list[str]:
+        return list(dict(self.selectors).get(selector, ()))
 
 
 # --- recoverability --------------------------------------------------------------------------------
@@ -166,33 +123,33 @@ class Claim:
     whole_cluster: bool = False  # uses the whole broker budget
 
 
-def _expand_links(links: Any) -> frozenset[str]:
+def _expand_links(links: Any, shape: Shape) -> frozenset[str]:
     pats = [links] if isinstance(links, str) else list(links or [])
-    return frozenset(n for n in LINKS for p in pats if fnmatch.fnmatchcase(n, str(p)))
+    return frozenset(n for n in shape.links for p in pats if fnmatch.fnmatchcase(n, str(p)))
 
 
-def _role_nodes(role: Any) -> tuple[frozenset[str], int]:
-    """(named nodes, number of unknown brokers) a role string may touch."""
-    r = str(role)
-    if r == "brokers":
-        return frozenset(BROKERS), 0
-    if r == "majority":
+def _role_nodes(role: Any, shape: Shape) -> tuple[frozenset[str], int]:
+    """(named nodes, number of unknown brokers) a role string may touch (the one role interpreter decides)."""
+    t = T.target(str(role))
+    if isinstance(t, T.Majority):
         return frozenset(), 2
-    if r in ("broker", "controller", "minority") or r.startswith("leader:"):
+    if isinstance(t, T.AnyBroker | T.ActiveController | T.LeaderOf | T.Minority):
         return frozenset(), 1
-    if r in ("projector", "projectors"):
-        return frozenset(f"projector-{i}" for i in range(1, 10)), 0
-    return frozenset({r}), 0
+    nodes = frozenset(t.candidates(shape))
+    if not nodes:
+        raise ValueError(f"unknown role {role!r}: no node of this topology; accepted: {', '.join(T.ROLE_NAMES)} "
+                         f"(services and roles: {', '.join(name for name, _ in shape.selectors)})")
+    return nodes, 0
 
 
 _IMPAIRS = {"split": "side", "one_way": "dst"}  # which target a fault impairs (default: "target")
 
 
-def claim_of(spec: Mapping[str, Any]) -> Claim:
+def claim_of(spec: Mapping[str, Any], shape: Shape) -> Claim:
     """What a spec holds while active (see the module docstring for the rules)."""
     name = spec.get("fault")
     if name in LINK_FAULTS:
-        links = _expand_links(spec.get("links"))
+        links = _expand_links(spec.get("links"), shape)
         return Claim(exclusive_links=links) if name == "link_down" else Claim(shared_links=links)
     if name in ("terminate_backends", "hold_row_locks"):
         return Claim(nodes=frozenset({"postgres-sessions"}))
@@ -203,11 +160,11 @@ def claim_of(spec: Mapping[str, Any]) -> Claim:
     nodes: set[str] = set()
     impaired: set[str] = set()
     wild = 0
-    for key in _TARGET_KEYS:
+    for key in TARGET_KEYS:
         value = spec.get(key, "broker" if (name, key) == ("disk_full", "target") else None)
         if value is None:
             continue
-        named, w = _role_nodes(value)
+        named, w = _role_nodes(value, shape)
         nodes |= named | (set(BROKERS) if w else set())  # a role may resolve to any broker: hold them all
         if key == _IMPAIRS.get(str(name), "target"):
             impaired |= named & set(BROKERS)
@@ -245,10 +202,11 @@ def conflicts(a: Claim, b: Claim) -> bool:
                 or b.exclusive_links & a.shared_links)
 
 
-def admissible(active: Sequence[Mapping[str, Any]], spec: Mapping[str, Any], limits: Limits) -> str | None:
+def admissible(active: Sequence[Mapping[str, Any]], spec: Mapping[str, Any], limits: Limits,
+               shape: Shape) -> str | None:
     """None when ``spec`` may be injected while ``active`` are; else why not (one line)."""
-    new = claim_of(spec)
-    claims = [claim_of(s) for s in active]
+    new = claim_of(spec, shape)
+    claims = [claim_of(s, shape) for s in active]
     for s, c in zip(active, claims, strict=True):
         if conflicts(new, c):
             return f"{describe_spec(spec)} overlaps {describe_spec(s)} on the same node or link"
@@ -274,6 +232,7 @@ class PlannedStep:
 class Planner:
     """A schedule built step by step on a virtual clock (what the state machine's rules drive)."""
 
+    shape: Shape
     limits: Limits = field(default_factory=Limits)
     now: float = 0.0
     steps: list[PlannedStep] = field(default_factory=list)
@@ -289,10 +248,10 @@ class Planner:
             return f"the schedule's horizon ({self.limits.horizon_s} s) is reached"
         if len(self.active()) >= self.limits.max_active:
             return f"{self.limits.max_active} faults already active"
-        return admissible([self.steps[i].spec for i in self.active()], spec, self.limits)
+        return admissible([self.steps[i].spec for i in self.active()], spec, self.limits, self.shape)
 
     def broker_budget_left(self) -> int:
-        claims = [claim_of(self.steps[i].spec) for i in self.active()]
+        claims = [claim_of(self.steps[i].spec, self.shape) for i in self.active()]
         return self.limits.max_brokers_impaired - brokers_impaired(claims, self.limits.max_brokers_impaired)
 
     def inject(self, spec: Mapping[str, Any]) -> int:
@@ -320,7 +279,7 @@ class Planner:
         return [PlannedStep(s.at_s - start, s.duration_s, dict(s.spec)) for s in self.steps]
 
 
-def check_steps(steps: Sequence[PlannedStep], limits: Limits) -> None:
+def check_steps(steps: Sequence[PlannedStep], limits: Limits, shape: Shape) -> None:
     """ValueError unless every step builds, lasts >= MIN_STEP_S and no instant breaks the rules."""
     for i, s in enumerate(steps):
         if not isinstance(s.at_s, int | float) or isinstance(s.at_s, bool) or s.at_s < 0:
@@ -336,15 +295,15 @@ def check_steps(steps: Sequence[PlannedStep], limits: Limits) -> None:
         # active when step i is injected: started no later, not yet healed (heals run before injects)
         active = [t.spec for j, t in enumerate(steps) if j != i and (t.at_s, j) < (s.at_s, i)
                   and t.at_s + (t.duration_s or 0) > s.at_s]
-        why = admissible(active, s.spec, limits)
+        why = admissible(active, s.spec, limits, shape)
         if why:
             raise ValueError(f"step {i} at {s.at_s} s: {why}")
 
 
 def to_schedule(steps: Sequence[PlannedStep]) -> Schedule:
     """A fresh Schedule (new Fault objects) for the steps."""
-    return Schedule([Step(at_s=float(s.at_s), fault=build_fault(s.spec), duration_s=float(s.duration_s or 0))
-                     for s in steps])
+    return Schedule([Step(at_s=float(s.at_s), fault=build_fault(s.spec), duration_s=float(s.duration_s or 0),
+                          spec=dict(s.spec)) for s in steps])
 
 
 # --- strategies ----------------------------------------------------------------------------------
@@ -353,7 +312,7 @@ _streams = st.sampled_from(["downstream", "upstream"])
 _toxicity = st.sampled_from([1.0, 0.5])
 
 
-def link_fault_specs(links: Sequence[str] = LINK_GLOBS) -> st.SearchStrategy[dict[str, Any]]:
+def link_fault_specs(links: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
     """Toxiproxy faults on a link glob."""
     ln = st.sampled_from(list(links))
 
@@ -422,26 +381,26 @@ def database_fault_specs() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-def fault_specs(*, projectors: int = 2, brokers: bool = True) -> st.SearchStrategy[dict[str, Any]]:
-    """Any fault of the catalogue on the suite's topology (``brokers=False``: none that impairs a broker)."""
-    nodes = [*SERVICES, *(f"projector-{i}" for i in range(1, projectors + 1))]
+def fault_specs(shape: Shape, *, brokers: bool = True) -> st.SearchStrategy[dict[str, Any]]:
+    """Any fault of the catalogue on the shape's topology (``brokers=False``: none that impairs a broker)."""
     return st.one_of(
-        link_fault_specs(),
-        node_fault_specs(nodes, BROKERS if brokers else (), ("controller", "leader:0", "leader:1") if brokers else ()),
+        link_fault_specs(shape.link_globs),
+        node_fault_specs(list(shape.nodes), shape.brokers if brokers else (),
+                         ("controller", "leader:0", "leader:1") if brokers else ()),
         database_fault_specs(),
     )
 
 
 @st.composite
-def schedules(draw: st.DrawFn, limits: Limits = Limits(), *, projectors: int = 2, max_steps: int = 12,
+def schedules(draw: st.DrawFn, shape: Shape, limits: Limits = Limits(), *, max_steps: int = 12,
               overlap: bool = True) -> list[PlannedStep]:
     """A timed schedule within ``limits``: the same moves as the state machine (inject, heal, wait).
     ``overlap=False``: a fault is healed before the next is injected."""
-    plan = Planner(limits)
+    plan = Planner(shape, limits)
     for _ in range(draw(st.integers(0, max_steps))):
         move = draw(st.sampled_from(["inject", "heal", "wait"]))
         if move == "inject" and (overlap or not plan.active()):
-            spec = draw(fault_specs(projectors=projectors, brokers=plan.broker_budget_left() > 0))
+            spec = draw(fault_specs(shape, brokers=plan.broker_budget_left() > 0))
             if plan.why_not(spec) is None:
                 plan.inject(spec)
         elif move == "heal" and plan.healable():
@@ -558,7 +517,7 @@ def write_replay(replay: Replay, path: str | Path) -> Path:
     return p
 
 
-def parse_replay(doc: Any, source: str = "replay") -> Replay:
+def parse_replay(doc: Any, shape: Shape, source: str = "replay") -> Replay:
     """A Replay from a parsed document; ReplayError with one message otherwise."""
     def bad(what: str) -> ReplayError:
         return ReplayError(f"{source}: {what}")
@@ -592,7 +551,7 @@ def parse_replay(doc: Any, source: str = "replay") -> Replay:
     if not isinstance(phases, dict) or not all(isinstance(v, int | float) and v >= 0 for v in phases.values()):
         raise bad("\"phases\" must map phase names to seconds >= 0")
     try:
-        check_steps(steps, Limits(max_brokers_impaired=budget))
+        check_steps(steps, Limits(max_brokers_impaired=budget), shape)
     except ValueError as exc:
         raise bad(str(exc)) from None
     return Replay(steps=steps, seed=doc.get("seed"), profile=str(doc.get("profile") or ""), defects=tuple(defects),
@@ -600,7 +559,7 @@ def parse_replay(doc: Any, source: str = "replay") -> Replay:
                   phases={k: float(v) for k, v in phases.items()}, outcome=dict(doc.get("outcome") or {}))
 
 
-def load_replay(path: str | Path) -> Replay:
+def load_replay(path: str | Path, shape: Shape) -> Replay:
     p = Path(path)
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
@@ -608,7 +567,7 @@ def load_replay(path: str | Path) -> Replay:
         raise ReplayError(f"{p}: no such replay file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ReplayError(f"{p}: not readable JSON ({exc})") from None
-    return parse_replay(doc, str(p))
+    return parse_replay(doc, shape, str(p))
 
 
 def format_steps(steps: Sequence[PlannedStep]) -> str:
@@ -624,7 +583,7 @@ def format_steps(steps: Sequence[PlannedStep]) -> str:
 Executor = Callable[[list[PlannedStep], int], object]  # raises when the run fails
 
 
-def schedule_machine(limits: Limits, execute: Executor, *, projectors: int = 2) -> type[RuleBasedStateMachine]:
+def schedule_machine(limits: Limits, execute: Executor, shape: Shape) -> type[RuleBasedStateMachine]:
     """A rule-based state machine whose rules inject and heal faults and let time pass on the schedule's
     clock, within ``limits``; its teardown is the final heal: it hands the finished schedule (and a drawn
     workload seed) to ``execute``, which runs it under load and raises when an invariant fails.
@@ -636,7 +595,7 @@ def schedule_machine(limits: Limits, execute: Executor, *, projectors: int = 2) 
     class RandomSchedule(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self.plan = Planner(limits)
+            self.plan = Planner(shape, limits)
             self.workload_seed = 1
 
         @initialize(workload_seed=st.integers(1, 2**31 - 1))
@@ -647,8 +606,8 @@ def schedule_machine(limits: Limits, execute: Executor, *, projectors: int = 2) 
         @rule(data=st.data())
         def inject(self, data: st.DataObject) -> None:
             # None first: the shrinker turns an inject that does not matter into "no fault this step"
-            spec = data.draw(st.none() | fault_specs(projectors=projectors,
-                                                     brokers=self.plan.broker_budget_left() > 0), label="spec")
+            spec = data.draw(st.none() | fault_specs(shape, brokers=self.plan.broker_budget_left() > 0),
+                             label="spec")
             if spec is None:
                 return
             why = self.plan.why_not(spec)
@@ -672,7 +631,7 @@ def schedule_machine(limits: Limits, execute: Executor, *, projectors: int = 2) 
 
         @invariant()
         def recoverable(self) -> None:
-            claims = [claim_of(self.plan.steps[i].spec) for i in self.plan.active()]
+            claims = [claim_of(self.plan.steps[i].spec, shape) for i in self.plan.active()]
             impaired = brokers_impaired(claims, limits.max_brokers_impaired)
             assert impaired <= limits.max_brokers_impaired, f"{impaired} brokers impaired at once"
 

@@ -1,107 +1,96 @@
-"""Ground truth: what Postgres and the Kafka topic really hold after a run.
+"""Ground truth: what Postgres and the pipeline's topics really hold after a run.
 
-Readers go straight to the servers (Postgres' published port, Kafka's EXTERNAL listener), never
-through Toxiproxy, so a fault left on a link cannot distort the verdict. The pipeline's read model is a
-contract (``system_under_test/README.md``): an append-only effects table ``applied_log`` (one row per
-application), the per-key aggregate ``key_state``, and records whose JSON value carries ``event_id``.
+Readers go straight to the servers (Postgres' published port, Kafka's EXTERNAL listener), never through
+Toxiproxy, so a fault left on a link cannot distort the verdict. What the rows and records *mean* is the
+adapter's (:class:`chaos.adapter.TruthReader`): its SQL over the deployment's schema, and its ``decode``
+of each record. A record it cannot decode is counted (the ``decoding`` verdict), never a crash.
 """
 
 from __future__ import annotations
 
-import json
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from psycopg import sql
 
-from chaos.checkers import AppliedRow, KafkaRecord, KeyState
-from chaos.env import kafka_client_config
+from chaos.adapter import TruthReader, UndecodableRecord
+from chaos.checkers import AppliedRow, KafkaRecord
+from chaos.env import kafka as K
+
+if TYPE_CHECKING:
+    from chaos.env import Deployment, Environment
+
+class SchemaDb:
+    """The deployment's schema, read-only, straight to Postgres (``search_path`` set to the schema)."""
+
+    def __init__(self, conninfo: str, schema: str) -> None:
+        self.conninfo = conninfo
+        self.schema = schema
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+            return list(conn.execute(statement.encode(), params).fetchall())  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
 class GroundTruth:
     applied: list[AppliedRow]
-    kafka: list[KafkaRecord]
-    key_state: dict[str, KeyState]
+    records: dict[str, list[KafkaRecord]]  # logical topic -> committed records, decoded
+    undecodable: dict[str, list[dict[str, Any]]]  # logical topic -> one entry per record it could not decode
+    state: Any  # the adapter's model state
+    entry_topic: str
+
+    @property
+    def kafka(self) -> list[KafkaRecord]:
+        """The entry topic's records (where acknowledged writes land)."""
+        return self.records.get(self.entry_topic, [])
 
 
-def read_applied(conninfo: str, schema: str) -> list[AppliedRow]:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        rows = conn.execute(
-            f'SELECT event_id, key, seq, amount, id FROM "{schema}".applied_log ORDER BY id').fetchall()
-    return [AppliedRow(event_id=r[0], key=r[1], seq=int(r[2]), amount=int(r[3]), position=int(r[4])) for r in rows]
+def decode_topic(reader: TruthReader, topic: str,
+                 raw: Sequence[K.RawRecord]) -> tuple[list[KafkaRecord], list[dict[str, Any]]]:
+    """Decode one topic's records with the adapter; undecodable ones are listed, never raised."""
+    out: list[KafkaRecord] = []
+    bad: list[dict[str, Any]] = []
+    for r in raw:
+        try:
+            ref = reader.decode(topic, r.key, r.value, r.headers)
+            out.append(KafkaRecord(event_id=ref.event_id, key=ref.key, partition=r.partition, offset=r.offset))
+        except UndecodableRecord as exc:
+            bad.append({"partition": r.partition, "offset": r.offset, "why": str(exc)[:200]})
+        except Exception as exc:  # an adapter bug is reported as such, not as a crash of the run
+            bad.append({"partition": r.partition, "offset": r.offset,
+                        "why": f"decode raised {exc.__class__.__name__}: {exc}"[:200]})
+    return out, bad
 
 
-def count_applied(conninfo: str, schema: str) -> int:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        row = conn.execute(f'SELECT count(*) FROM "{schema}".applied_log').fetchone()
-    return int(row[0]) if row else 0
+def read_all(env: Environment, dep: Deployment, timeout_s: float) -> GroundTruth:
+    """Applied rows, the adapter's state, and every committed record of every topic, decoded."""
+    p = dep.pipeline
+    db = SchemaDb(env.endpoints.pg_conninfo(), dep.schema)
+    records: dict[str, list[KafkaRecord]] = {}
+    undecodable: dict[str, list[dict[str, Any]]] = {}
+    for logical, deployed in dep.topics.items():
+        raw = K.read_records(env.endpoints.kafka_external, deployed, timeout_s)
+        records[logical], undecodable[logical] = decode_topic(p.truth, logical, raw)
+    return GroundTruth(applied=p.truth.applied(db), records=records, undecodable=undecodable,
+                       state=p.truth.state(db), entry_topic=p.entry_topic.name)
 
 
-def applied_ids(conninfo: str, schema: str) -> set[str]:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        return {r[0] for r in conn.execute(f'SELECT DISTINCT event_id FROM "{schema}".applied_log')}
+def db_of(env: Environment, dep: Deployment) -> SchemaDb:
+    return SchemaDb(env.endpoints.pg_conninfo(), dep.schema)
 
 
-def read_key_state(conninfo: str, schema: str) -> dict[str, KeyState]:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        rows = conn.execute(
-            f'SELECT key, total, event_count, version, last_seq FROM "{schema}".key_state').fetchall()
-    return {r[0]: KeyState(key=r[0], total=int(r[1]), event_count=int(r[2]), version=int(r[3]),
-                           last_seq=int(r[4])) for r in rows}
+def applied_ids(env: Environment, dep: Deployment) -> set[str]:
+    return dep.pipeline.truth.applied_ids(db_of(env, dep))
 
 
-def _watermarks(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, tuple[int, int]]:
-    md = consumer.list_topics(topic, timeout=timeout_s)
-    parts = sorted(md.topics[topic].partitions)
-    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s) for p in parts}
+def count_applied(env: Environment, dep: Deployment) -> int:
+    return dep.pipeline.truth.count_applied(db_of(env, dep))
 
 
-def read_topic(bootstrap: str, topic: str, timeout_s: float) -> list[KafkaRecord]:
-    """Every record of every partition, from the beginning up to the high watermark at call time."""
-    consumer = Consumer(kafka_client_config(bootstrap, **{
-        "group.id": f"chaos-verify-{time.time_ns()}", "enable.auto.commit": False,
-        "auto.offset.reset": "earliest", "enable.partition.eof": False}))
-    try:
-        marks = _watermarks(consumer, topic, timeout_s)
-        todo = {p: hi for p, (lo, hi) in marks.items() if hi > lo}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in todo])
-        out: list[KafkaRecord] = []
-        deadline = time.monotonic() + timeout_s
-        while todo:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} did not reach the high watermarks within {timeout_s} s; "
-                                   f"partitions left: {sorted(todo)}")
-            for msg in consumer.consume(num_messages=5000, timeout=0.5):
-                p, off, raw = msg.partition(), msg.offset(), msg.value()
-                if msg.error() or p is None or off is None or raw is None:
-                    continue
-                value = json.loads(raw)
-                out.append(KafkaRecord(event_id=value["event_id"], key=value["key"], partition=p, offset=off))
-                if p in todo and off + 1 >= todo[p]:
-                    del todo[p]
-        return out
-    finally:
-        consumer.close()
-
-
-def group_lag(bootstrap: str, group: str, topic: str, timeout_s: float) -> int:
-    """Records in the topic not yet covered by the group's committed offsets."""
-    consumer = Consumer(kafka_client_config(bootstrap, **{"group.id": group, "enable.auto.commit": False}))
-    try:
-        marks = _watermarks(consumer, topic, timeout_s)
-        committed = consumer.committed([TopicPartition(topic, p) for p in marks], timeout=timeout_s)
-        lag = 0
-        for tp in committed:
-            lo, hi = marks[tp.partition]
-            pos = tp.offset if tp.offset >= 0 else lo
-            lag += max(0, hi - pos)
-        return lag
-    finally:
-        consumer.close()
-
-
-def read_all(bootstrap: str, conninfo: str, topic: str, schema: str, timeout_s: float) -> GroundTruth:
-    return GroundTruth(applied=read_applied(conninfo, schema), kafka=read_topic(bootstrap, topic, timeout_s),
-                       key_state=read_key_state(conninfo, schema))
+def consumer_lag(env: Environment, dep: Deployment, timeout_s: float) -> int:
+    """Records not yet covered by the committed offsets of every consuming service's group."""
+    return sum(K.group_lag(env.endpoints.kafka_external, group, topics, timeout_s) for group, topics in dep.consumers())

@@ -7,7 +7,7 @@ idempotently. ``with fault.active(env):`` heals in a ``finally``; every injected
 registered on the environment so a session-level safety net heals whatever is still active at teardown.
 A ``Schedule`` injects and heals several faults at set times.
 
-Catalogue (README "Fault catalogue" has what each models):
+Catalogue (``docs/faults.md`` has what each models; :mod:`chaos.faults.catalogue` maps names to classes):
 links (Toxiproxy)  Latency, Bandwidth, BlackHole, ResetPeer, SlowClose, Slicer, LimitData, Toxic, LinkDown
 containers         Kill (= KillAndRestart), Stop, Pause, Restart, RollingRestart, SecondFleet
 network            Isolate, Split, Bridge, OneWay, Partition (iptables), NetEm (loss, delay, duplication, corruption)
@@ -29,7 +29,6 @@ from chaos.faults.network import (
     Slicer,
     SlowClose,
     Toxic,
-    links_matching,
 )
 from chaos.faults.partition import Bridge, Isolate, NetEm, OneWay, Partition, Split
 from chaos.faults.schedule import Schedule, Step
@@ -37,24 +36,24 @@ from chaos.faults.targets import (
     ActiveController,
     AnyBroker,
     Brokers,
-    Ingest,
     LeaderOf,
     Majority,
     Minority,
     Node,
     Postgres,
-    Projector,
-    Projectors,
+    Service,
+    Services,
     Target,
     Toxiproxy,
+    links_matching,
     target,
 )
 
 __all__ = [
     "ActiveController", "AnyBroker", "Bandwidth", "BlackHole", "Bridge", "Brokers", "DiskFull", "Fault",
-    "HoldRowLocks", "Ingest", "Isolate", "Kill", "KillAndRestart", "Latency", "LeaderOf", "LimitData", "LinkDown",
-    "Majority", "Minority", "NetEm", "Node", "OneWay", "Partition", "Pause", "Postgres", "Projector", "Projectors",
-    "ResetPeer", "Restart", "RollingRestart", "Schedule", "SecondFleet", "Slicer", "SlowClose", "Split", "Step",
+    "HoldRowLocks", "Isolate", "Kill", "KillAndRestart", "Latency", "LeaderOf", "LimitData", "LinkDown",
+    "Majority", "Minority", "NetEm", "Node", "OneWay", "Partition", "Pause", "Postgres", "ResetPeer", "Restart",
+    "RollingRestart", "Schedule", "SecondFleet", "Service", "Services", "Slicer", "SlowClose", "Split", "Step",
     "Stop", "Target", "TerminateBackends", "Toxic", "Toxiproxy", "active_faults", "heal_all", "links_matching",
     "target",
 ]

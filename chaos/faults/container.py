@@ -190,7 +190,7 @@ class RollingRestart(_ContainerFault):
 
 
 def _wait_rejoined(env: Environment, node: str) -> None:
-    from chaos.env import BROKERS, wait_until
+    from chaos.env import wait_until
 
     s = env.settings
     if not node.startswith("kafka-"):
@@ -206,20 +206,15 @@ def _wait_rejoined(env: Environment, node: str) -> None:
 
     wait_until(answering, s.fault_step_timeout_s, f"{node} to answer and register again", s.poll_interval_s)
     if env.deployment is not None:
-        topic = env.deployment.topic
-
-        def full_isr() -> bool:
-            md = env.admin().list_topics(topic, timeout=3).topics[topic]
-            return all(len(p.isrs) == len(BROKERS) and p.leader >= 0 for p in md.partitions.values())
-
-        wait_until(full_isr, s.fault_step_timeout_s, f"every partition of {topic} back to a full ISR after "
-                   f"restarting {node}", s.poll_interval_s)
+        for topic in env.deployment.topics.values():
+            wait_until(lambda topic=topic: env.fully_replicated(topic), s.fault_step_timeout_s,  # type: ignore[misc]
+                       f"every partition of {topic} back to a full ISR after restarting {node}", s.poll_interval_s)
 
 
 class SecondFleet(Fault):
-    """A second projector fleet on the same topic and tables: ``replicas`` more projectors in their own
-    consumer group, reading from the earliest offset, writing into the deployed pipeline's schema; heal
-    stops and removes them.
+    """A second fleet of a consuming service (``service``: a name or a role, default ``sink``) on the same
+    topics and tables: ``replicas`` more replicas in their own consumer group, reading from the earliest
+    offset, writing into the deployed pipeline's schema; heal stops and removes them.
 
     Models a blue/green deployment whose new fleet overlaps the old one, or a reprocessing (backfill)
     job replaying the topic into the live tables: two writers apply the same events, and near the head
@@ -228,24 +223,33 @@ class SecondFleet(Fault):
 
     name = "second_fleet"
 
-    def __init__(self, replicas: int = 1, fleet: str = "b") -> None:
+    def __init__(self, replicas: int = 1, fleet: str = "b", service: str = "sink") -> None:
         super().__init__()
+        self.service = service
         if not isinstance(replicas, int) or replicas < 1:
             raise ValueError(f"replicas={replicas!r} must be an integer >= 1")
         if not fleet.isidentifier():
             raise ValueError(f"fleet={fleet!r} must be a plain identifier (letters, digits, _)")
         self.replicas, self.fleet = replicas, fleet
 
+    def _service(self, env: Environment) -> str:
+        consuming = [s.name for s in env.topology.services(self.service) if s.consumes]
+        if not consuming:
+            raise ValueError(f"SecondFleet: no consuming service is named or has the role {self.service!r}")
+        return consuming[0]
+
     def validate(self, env: Environment) -> None:
         if env.deployment is None:
             raise ValueError("SecondFleet needs a deployed pipeline; call env.deploy(name) first")
+        self._service(env)
 
     def _inject(self, env: Environment) -> None:
-        self.resolved = {"nodes": [f"projector-{self.fleet}-{j}" for j in range(1, self.replicas + 1)]}
-        self.resolved["nodes"] = env.start_projector_fleet(self.fleet, self.replicas)
+        svc = self._service(env)
+        self.resolved = {"nodes": [f"{svc}-{self.fleet}-{j}" for j in range(1, self.replicas + 1)]}
+        self.resolved["nodes"] = env.start_fleet(svc, self.fleet, self.replicas)
 
     def _heal(self, env: Environment) -> None:
         env.stop_nodes(list(self.resolved.get("nodes", [])))
 
     def params(self) -> dict[str, Any]:
-        return {"replicas": self.replicas, "fleet": self.fleet}
+        return {"replicas": self.replicas, "fleet": self.fleet, "service": self.service}

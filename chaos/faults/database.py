@@ -25,21 +25,22 @@ TERMINATE_SQL = """
 SELECT pid, application_name, pg_terminate_backend(pid)
 FROM pg_stat_activity
 WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+  AND application_name NOT LIKE 'pipeline-chaos%%' AND application_name NOT LIKE 'chaos-%%'
   AND application_name LIKE %s
 """
 
 
 class TerminateBackends(Fault):
-    """``pg_terminate_backend`` on every client session whose ``application_name`` matches the LIKE
-    pattern (default ``refpipe-%``: the reference pipeline's projector and ingest sessions), once at
-    injection or, with ``interval_s``, again every ``interval_s`` seconds until healed.
+    """``pg_terminate_backend`` on every client session of the pipeline's database whose
+    ``application_name`` matches the LIKE pattern (default ``%``: every session but the suite's own), once
+    at injection or, with ``interval_s``, again every ``interval_s`` seconds until healed.
 
     Models a database failover, an admin killing sessions, a connection pooler recycling connections,
     an idle-session timeout: the pipeline must reconnect and retry without losing or repeating work."""
 
     name = "terminate_backends"
 
-    def __init__(self, application_name: str = "refpipe-%", interval_s: float | None = None) -> None:
+    def __init__(self, application_name: str = "%", interval_s: float | None = None) -> None:
         super().__init__()
         if not isinstance(application_name, str) or not application_name:
             raise ValueError("application_name must be a non-empty LIKE pattern, e.g. 'refpipe-projector-%'")
@@ -103,22 +104,30 @@ class HoldRowLocks(Fault):
 
     name = "hold_row_locks"
 
-    def __init__(self, keys: Sequence[str] | None = None, *, write: bool = True, table: str = "key_state",
-                 key_column: str = "key", version_column: str = "version") -> None:
+    def __init__(self, keys: Sequence[str] | None = None, *, write: bool = True, table: str | None = None,
+                 key_column: str | None = None, version_column: str | None = None) -> None:
         super().__init__()
         if keys is not None and (isinstance(keys, str) or not all(isinstance(k, str) for k in keys)):
             raise ValueError("keys must be a list of key strings (or None: every row)")
         for what, ident in (("table", table), ("key_column", key_column), ("version_column", version_column)):
-            if not ident.isidentifier():
+            if ident is not None and not ident.isidentifier():
                 raise ValueError(f"{what}={ident!r} is not a plain SQL identifier")
         self.keys = list(keys) if keys is not None else None
         self.write = write
-        self.table, self.key_column, self.version_column = table, key_column, version_column
+        self.given = (table, key_column, version_column)
+        self.table, self.key_column, self.version_column = table or "", key_column or "", version_column or ""
         self._conn: psycopg.Connection[Any] | None = None
 
     def validate(self, env: Environment) -> None:
         if env.deployment is None:
             raise ValueError("HoldRowLocks needs a deployed pipeline (its schema); call env.deploy(name) first")
+        db = env.deployment.pipeline.database
+        table, key, version = self.given
+        self.table = table or db.contended_table
+        self.key_column, self.version_column = key or db.key_column, version or db.version_column
+        if not self.table:
+            raise ValueError(f"HoldRowLocks needs a table: pipeline {env.deployment.pipeline.name} names no "
+                             "contended table (Database(contended_table=...)); pass table=")
 
     def _inject(self, env: Environment) -> None:
         from psycopg import sql

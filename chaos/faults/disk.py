@@ -42,7 +42,7 @@ class DiskFull(Fault):
         env.disks_keeper()  # ValueError saying how to get broker disks when there are none
 
     def _path(self, node: str) -> str:
-        from chaos.env import DISKS_MOUNT
+        from chaos.env.environment import DISKS_MOUNT
 
         return f"{DISKS_MOUNT}/{node}"
 

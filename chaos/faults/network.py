@@ -1,9 +1,11 @@
 """Link faults through Toxiproxy: toxics on one link or a group of links, a link taken down.
 
-``links`` is a glob or a list of globs over the link names (``grpc``, ``ingest-kafka-1..3``,
-``projector-kafka-1..3``, ``projector-pg``, ``ingest-pg``): ``"ingest-kafka-*"`` is every link from
-the ingest service to Kafka, ``"*-kafka-*"`` every client link to Kafka. The toxic goes onto every
-matching link in one step. ``stream`` is the direction: ``downstream`` (server -> client, the default:
+``links`` is a pattern or a list of patterns (:mod:`chaos.faults.targets`): a glob over the link names
+(``client-ingest``, ``ingest-kafka-1..3``, ``projector-kafka-1..3``, ``projector-postgres``, ...), such as
+``"ingest-kafka-*"`` (every link from the ingest service to Kafka) or ``"*-kafka-*"`` (every client link
+to Kafka); or ``"<from>-><to>"`` over services, roles and ``kafka``/``postgres``/``client``, such as
+``"sink->postgres"`` or ``"entry->kafka"``. The toxic goes onto every matching link in one step.
+``stream`` is the direction: ``downstream`` (server -> client, the default:
 delays or cuts answers) or ``upstream`` (client -> server: delays or cuts requests). ``toxicity`` is
 the probability that a *connection* is affected (Toxiproxy decides per connection).
 
@@ -14,36 +16,18 @@ connections opened between a proxy's creation and a toxic's addition can escape 
 
 from __future__ import annotations
 
-import fnmatch
 import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from chaos.faults.base import Fault
+from chaos.faults.targets import link_patterns, links_matching
 from chaos.toxiproxy_client import STREAMS, validate_toxic
 
 if TYPE_CHECKING:
     from chaos.env import Environment
 
 _IDS = itertools.count(1)
-
-
-def _patterns(links: str | Sequence[str]) -> list[str]:
-    pats = [links] if isinstance(links, str) else list(links)
-    if not pats or not all(isinstance(p, str) and p for p in pats):
-        raise ValueError(f"links must be a non-empty glob or list of globs (e.g. 'ingest-kafka-*'), not {links!r}")
-    return pats
-
-
-def links_matching(env: Environment, pattern: str | Sequence[str]) -> list[str]:
-    """Link names matching a glob (or any of several); ValueError naming the links when one matches none."""
-    names: set[str] = set()
-    for pat in _patterns(pattern):
-        found = {n for n in env.links if fnmatch.fnmatchcase(n, pat)}
-        if not found:
-            raise ValueError(f"no link matches {pat!r}; links: {', '.join(sorted(env.links))}")
-        names |= found
-    return sorted(names)
 
 
 class Toxic(Fault):
@@ -54,7 +38,7 @@ class Toxic(Fault):
     def __init__(self, links: str | Sequence[str], type_: str, attributes: dict[str, int], *,
                  stream: str = "downstream", toxicity: float = 1.0) -> None:
         super().__init__()
-        self.links = _patterns(links)
+        self.links = link_patterns(links)
         validate_toxic(type_, attributes, stream, toxicity)
         self.type_, self.attributes = type_, dict(attributes)
         self.stream, self.toxicity = stream, toxicity
@@ -183,7 +167,7 @@ class LinkDown(Fault):
 
     def __init__(self, links: str | Sequence[str]) -> None:
         super().__init__()
-        self.links = _patterns(links)
+        self.links = link_patterns(links)
 
     def validate(self, env: Environment) -> None:
         links_matching(env, self.links)

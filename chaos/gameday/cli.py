@@ -34,9 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from chaos import signals
+from chaos.adapter import Pipeline, load_pipeline
 from chaos.config import Settings
 from chaos.gameday import external, scenario, state
 from chaos.gameday.journal import Journal, journal_path
+from chaos.redact import RedactingStream, install_log_redaction, redact
 
 EXIT_REFUSED = 2
 
@@ -49,29 +51,30 @@ def _settings(args: argparse.Namespace) -> Settings:
     over: dict[str, Any] = {}
     if getattr(args, "report_dir", None):
         over["report_dir"] = Path(args.report_dir)
+    if getattr(args, "pipeline", None):
+        over["pipeline"] = args.pipeline
     try:
         return Settings.from_env(**over)
     except ValueError as exc:
         raise Refused(str(exc)) from None
 
 
+def _pipeline(settings: Settings) -> Pipeline:
+    try:
+        return load_pipeline(settings.pipeline)
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
+
+
 def _attach(settings: Settings, st: state.State) -> Any:
-    from chaos.env import Deployment, Environment
+    from chaos.env import Environment
     from chaos.images import ImageSet
 
     topo = {k: st.settings[k] for k in state.TOPOLOGY_SETTINGS if k in st.settings}
     settings = settings.replace(**topo)
-    dep = None
-    if st.deployment is not None:
-        d = st.deployment
-        dep = Deployment(name=d.name, topic=d.topic, group=d.group, schema=d.schema, defects=tuple(d.defects))
-    return Environment.attach(settings, ImageSet(st.image_source, st.images), st.run_id, ports=st.ports,
-                              pg_password=st.pg_password, cluster_id=st.cluster_id, deployment=dep)
-
-
-def _dep_state(dep: Any) -> state.DeploymentState:
-    return state.DeploymentState(name=dep.name, topic=dep.topic, group=dep.group, schema=dep.schema,
-                                 defects=list(dep.defects))
+    images = ImageSet(st.image_source, st.images, st.pipeline_images)
+    return Environment.attach(settings, images, _pipeline(settings), st.run_id, ports=st.ports,
+                              cluster_id=st.cluster_id, deployment=st.deployment)
 
 
 def _say(text: str) -> None:
@@ -93,11 +96,13 @@ def cmd_up(args: argparse.Namespace, settings: Settings, journal: Journal) -> in
             raise Refused(f"an environment is already up (run id {st.run_id}, {path}); use it, or `gameday down` "
                           "first")
         _say(f"state file {path} names run {st.run_id}, which is gone; replacing it")
+    pipeline = _pipeline(settings)
     try:
-        images = resolve(settings, build=False)
-    except ImageError as exc:
+        pipeline.check_defects(tuple(args.defects or ()))
+        images = resolve(settings, pipeline, build=False)
+    except (ImageError, ValueError) as exc:
         raise Refused(str(exc)) from None
-    env = Environment(settings, images, keep=True)
+    env = Environment(settings, images, pipeline, keep=True)
     journal.target = env.run_id
     journal.write("up", "started")
     _say(f"starting environment {env.run_id} (kept after this command; `gameday down` removes it)")
@@ -112,17 +117,19 @@ def cmd_up(args: argparse.Namespace, settings: Settings, journal: Journal) -> in
             _say(f"could not start: {exc}; removed what was started")
             return 1
         raise
-    st = state.State(run_id=env.run_id, ports=env.ports, pg_password=env.pg_password, cluster_id=env.cluster_id,
-                     image_source=images.source, images=images.refs,
+    st = state.State(run_id=env.run_id, ports=env.ports, cluster_id=env.cluster_id, image_source=images.source,
+                     images=images.refs, pipeline_images=images.pipeline,
                      settings={k: getattr(settings, k) for k in state.TOPOLOGY_SETTINGS},
-                     created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), deployment=_dep_state(dep))
+                     created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                     deployment=env.describe_deployment())
     state.save(path, st)
     took = time.monotonic() - started
     journal.write("up", "ok", seconds=round(took, 1), ports=env.ports, deployment=dep.name)
-    _say(f"environment {env.run_id} up in {took:.1f} s; pipeline deployed (topic {dep.topic})")
-    print(f"  gRPC entry point   {env.endpoints.grpc}\n  Kafka (direct)     {env.endpoints.kafka_external}\n"
+    _say(f"environment {env.run_id} up in {took:.1f} s; pipeline {pipeline.name} deployed ({dep.tag})")
+    print(f"  entry point        {env.endpoints.grpc}\n  Kafka (direct)     {env.endpoints.kafka_external}\n"
           f"  Toxiproxy API      http://127.0.0.1:{env.ports['toxiproxy']}\n"
-          f"  Postgres           127.0.0.1:{env.ports['postgres']}\n  state file         {path}")
+          f"  Postgres           127.0.0.1:{env.ports['postgres']} (user {env.endpoints.pg_user}, database "
+          f"{env.endpoints.pg_db}; password in the postgres container's environment)\n  state file         {path}")
     return 0
 
 
@@ -172,23 +179,23 @@ def cmd_down(args: argparse.Namespace, settings: Settings, journal: Journal) -> 
 
 
 def _local_target(settings: Settings) -> tuple[Any, state.State]:
-    from chaos.gameday.targets import LocalTarget
+    from chaos.run.targets import LocalTarget
 
     st = state.load(state.state_path(settings.report_dir))
     return LocalTarget(_attach(settings, st)), st
 
 
 def _health(t: Any) -> dict[str, Any]:
-    from chaos.gameday import targets as tg
+    from chaos.run import targets as tg
 
     out: dict[str, Any] = {}
-    pipe = t.pipeline
-    checks: dict[str, Any] = {"ingest_serving": lambda: tg.ingest_serving(t.grpc)}
+    w = t.watched
+    checks: dict[str, Any] = {"entry_serving": lambda: tg.entry_serving(t.entry)}
     if t.bootstrap:
         checks["brokers_registered"] = lambda: (True, tg.brokers_registered(t.bootstrap))
-        if pipe:
-            checks["full_isr"] = lambda: tg.full_isr(t.bootstrap, pipe.topic)
-            checks["consumer_lag"] = lambda: (True, tg.group_lag(t.bootstrap, pipe.group, pipe.topic))
+        if w:
+            checks["full_isr"] = lambda: tg.full_isr(t.bootstrap, w.topics)
+            checks["consumer_lag"] = lambda: (True, tg.consumer_lag(t.bootstrap, w.consumers))
     for name, fn in checks.items():
         try:
             ok, value = fn()
@@ -208,7 +215,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings, journal: Journal) -
         doc = {"target": "external", "name": ext.name, "file": ext.source,
                "endpoints": {"grpc": ext.grpc, "kafka_bootstrap": ext.kafka_bootstrap,
                              "toxiproxy_api": ext.toxiproxy_api},
-               "pipeline": t.pipeline.__dict__ if t.pipeline else None, "allow": list(ext.allow),
+               "pipeline": t.watched.__dict__ if t.watched else None, "allow": list(ext.allow),
                "nodes": {n: {"status": _try(lambda n=n: t.env.container(n).status) if ext.allowed(n) else "not allowed"}
                          for n in ext.nodes},
                "links": list(ext.links)}
@@ -216,18 +223,19 @@ def cmd_status(args: argparse.Namespace, settings: Settings, journal: Journal) -
         t, st = _local_target(settings)
         env = t.env
         nodes = {}
-        for c in t._containers():
+        for c in t.containers():
             nodes[c.name.removeprefix(f"{env.prefix}-")] = {"container": c.name, "role": c.labels.get(LABEL_ROLE),
                                                            "status": c.status}
         e = env.endpoints
         running = st.running if st.running and state.pid_alive(st.running.get("pid")) else None
         doc = {"target": "local", "run_id": env.run_id, "state_file": str(state.state_path(settings.report_dir)),
                "created": st.created,
-               "endpoints": {"grpc": e.grpc, "kafka_bootstrap": e.kafka_external,
+               "pipeline_adapter": env.pipeline.name,
+               "endpoints": {"entry": e.grpc, "kafka_bootstrap": e.kafka_external,
                              "kafka_by_broker": {f"kafka-{i}": a for i, a in e.kafka_external_by_broker.items()},
                              "toxiproxy_api": f"http://127.0.0.1:{env.ports['toxiproxy']}",
-                             "postgres_dsn": e.pg_conninfo()},
-               "pipeline": t.pipeline.__dict__ if t.pipeline else None, "nodes": nodes, "links": sorted(env.links),
+                             "postgres_dsn": redact(e.pg_conninfo())},
+               "pipeline": env.describe_deployment(), "nodes": nodes, "links": sorted(env.links),
                "running": running}
     doc["health"] = _health(t)
     try:
@@ -243,7 +251,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings, journal: Journal) -
             print(f"  {k:16} {v}")
     if doc.get("pipeline"):
         p = doc["pipeline"]
-        print(f"  pipeline         topic {p['topic']}, group {p['group']}, schema {p['schema']}")
+        topics = p.get("topics") or {"topic": p.get("topic")}
+        print(f"  pipeline         topics {', '.join(map(str, topics.values()))}, schema {p.get('schema')}")
     print("nodes")
     for n, info in sorted(doc["nodes"].items()):
         print(f"  {n:14} {info.get('status')}")
@@ -292,7 +301,7 @@ def cmd_heal(args: argparse.Namespace, settings: Settings, journal: Journal) -> 
 
 
 def _external_view(path: str, settings: Settings, journal: Journal) -> Any:
-    from chaos.gameday.targets import ExternalTargetView
+    from chaos.run.targets import ExternalTargetView
 
     try:
         ext = external.load(Path(path))
@@ -303,7 +312,7 @@ def _external_view(path: str, settings: Settings, journal: Journal) -> Any:
     def log(argv: list[str], rc: int, out: str) -> None:
         journal.write("command", "ok" if rc == 0 else "failed", argv=argv, exit=rc, output=out or None)
 
-    return ExternalTargetView(ext, settings, log)
+    return ExternalTargetView(ext, settings, _pipeline(settings), log)
 
 
 def _confirm(ext: external.ExternalTarget, args: argparse.Namespace, journal: Journal, what: str) -> None:
@@ -321,12 +330,14 @@ def _confirm(ext: external.ExternalTarget, args: argparse.Namespace, journal: Jo
 
 def _dry_run(sc: scenario.Scenario, t: Any, touched: list[str]) -> None:
     print("DRY RUN: nothing will be started, injected or changed")
-    for line in sc.plan(local=not isinstance(t, external.ExternalTarget)):
+    for line in sc.describe(local=not isinstance(t, external.ExternalTarget)):
         print(line)
-    print(f"  target: {t}")
     if isinstance(t, external.ExternalTarget):
+        print(f"  target: external {t.name} ({t.source}): entry {t.grpc}, "
+              f"Kafka {t.kafka_bootstrap or '-'}, Toxiproxy {t.toxiproxy_api or '-'}, Postgres "
+              f"{'given (not shown)' if t.postgres_dsn else '-'}")
         print(f"  allow-list: {', '.join(t.allow)}; this scenario may touch: {', '.join(touched) or 'nothing'}")
-        for step in sc.method:
+        for step in sc.method.steps:
             f = step.fault
             nodes = [n for n in external.touched(f, t) if n in t.nodes]
             if nodes:
@@ -337,58 +348,56 @@ def _dry_run(sc: scenario.Scenario, t: Any, touched: list[str]) -> None:
                           + " ".join(t.command("unpause" if f.name == "pause" else "start", n)) + "`")
             else:
                 print(f"    {f.name}: Toxiproxy {t.toxiproxy_api}: on {', '.join(external.touched(f, t))}")
+    else:
+        print(f"  target: {t}")
 
 
 def _experiments() -> list[str]:
-    """Experiments of the catalogue that expose ``scenario(experiment, defects=())``."""
-    root = Path(__file__).resolve().parents[2] / "experiments"
-    return sorted(p.stem.removeprefix("test_") for p in root.glob("test_*.py")
-                  if "\ndef scenario(" in p.read_text(encoding="utf-8"))
+    """Experiments of the catalogue (``chaos.experiments``) that expose ``scenario(experiment, defects=())``."""
+    from importlib.resources import files
+
+    root = files("chaos.experiments")
+    return sorted(p.name.removeprefix("test_").removesuffix(".py") for p in root.iterdir()
+                  if p.name.startswith("test_") and p.name.endswith(".py")
+                  and "\ndef scenario(" in p.read_text(encoding="utf-8"))
 
 
 def _run_experiment(args: argparse.Namespace, settings: Settings, journal: Journal) -> int:
-    """``run experiment:<name>``: an experiment of the catalogue (experiments/test_<name>.py), its own
-    ``scenario`` and ``check``, against the kept local environment, with progress lines, journal and heal."""
+    """``run experiment:<name>``: an experiment of the catalogue, its own ``scenario`` and ``check``, against the
+    kept local environment, through the same run protocol (progress lines, journal, heal, verification)."""
     import importlib
 
     from chaos.experiment import Experiment
-    from chaos.faults import heal_all
-    from chaos.gameday.runner import uninterruptible
-    from chaos.gameday.targets import LocalTarget
+    from chaos.gameday.runner import JournalObserver
     from chaos.report.live import set_progress
 
     name = args.scenario.split(":", 1)[1].removeprefix("test_").removesuffix(".py")
-    repo = Path(__file__).resolve().parents[2]
     known = _experiments()
     if args.target:
         raise Refused("experiment:<name> runs on the local environment only; write a scenario file for a target")
     if name not in known:
         raise Refused(f"no experiment {name!r}; experiments: {', '.join(known)}")
-    if str(repo) not in sys.path:
-        sys.path.insert(0, str(repo))
-    mod = importlib.import_module(f"experiments.test_{name}")
-    if not callable(getattr(mod, "scenario", None)):
-        raise Refused(f"experiments/test_{name}.py has no scenario(experiment, defects=()) to run")
+    mod = importlib.import_module(f"chaos.experiments.test_{name}")
     journal.scenario = f"experiment:{name}"
     path = state.state_path(settings.report_dir)
     st = state.load(path)
     journal.target = st.run_id
     if args.dry_run:
-        print(f"DRY RUN: would run experiments/test_{name}.py on environment {st.run_id}:\n"
+        print(f"DRY RUN: would run the experiment {name} on environment {st.run_id}:\n"
               f"{(mod.__doc__ or '').strip()}")
         journal.write("dry-run", "ok")
         return 0
     env = _attach(settings, st)
     folder = settings.report_dir / st.run_id / f"experiment-{name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    journal.also_to(folder / "journal.jsonl")
     set_progress(lambda line: print(line, flush=True), settings.gameday_line_interval_s)
 
     def make(defects: Sequence[str] = (), load: Any = None, name_: str | None = None) -> Experiment:
-        return Experiment(env, settings, f"experiment-{name}", defects=tuple(defects), load=load, artefacts=folder)
+        return Experiment(env, settings, f"experiment-{name}", defects=tuple(dict.fromkeys(
+                              [*settings.defect_list(), *defects])), load=load, artefacts=folder,
+                          observer=JournalObserver(journal))
 
     st.running = {"pid": os.getpid(), "scenario": f"experiment:{name}", "since": dt.datetime.now(dt.UTC).isoformat()}
     state.save(path, st)
-    journal.write("run", "started", report=str(folder))
     code, reason = 0, ""
     try:
         result = mod.scenario(make)
@@ -401,18 +410,9 @@ def _run_experiment(args: argparse.Namespace, settings: Settings, journal: Journ
     except Exception as exc:
         code, reason = 1, f"error: {exc.__class__.__name__}: {exc}"
     finally:
-        with uninterruptible(_say):
-            healed = heal_all(env)
-            target = LocalTarget(env)
-            left = target.leftovers()
-            if left:
-                target.heal_everything()
-                left = target.leftovers()
-            journal.write("healed", "ok" if not left else "failed", healed=healed, left=left)
-            st.running = None
-            if env.deployment is not None:
-                st.deployment = _dep_state(env.deployment)
-            state.save(path, st)
+        st.running = None
+        st.deployment = env.describe_deployment()
+        state.save(path, st)
     outcome = {0: "passed", 130: "interrupted"}.get(code, "failed")
     _say(f"experiment {name}: {outcome.upper()}" + (f" ({reason})" if reason else "") + f"; report {folder}")
     journal.write("end", outcome, exit=code, reason=reason or None, report=str(folder))
@@ -420,7 +420,8 @@ def _run_experiment(args: argparse.Namespace, settings: Settings, journal: Journ
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings, journal: Journal) -> int:
-    from chaos.gameday.runner import Runner
+    from chaos.gameday.runner import run_scenario
+    from chaos.run.targets import LocalTarget
 
     if args.scenario.startswith("experiment:"):
         return _run_experiment(args, settings, journal)
@@ -430,6 +431,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings, journal: Journal) -> i
         raise Refused(str(exc)) from None
     journal.scenario = sc.name
     touched: list[str] = []
+    st: state.State | None = None
     if args.target:
         view = _external_view(args.target, settings, journal)
         ext = view.ext
@@ -437,7 +439,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings, journal: Journal) -> i
         if any(rb.action == "reset_links" for rb in sc.rollbacks):
             extra += list(ext.links)
         try:
-            touched = external.check_allowed([s.fault for s in sc.method], ext, extra)
+            touched = external.check_allowed([s.fault for s in sc.method.steps], ext, extra)
         except external.ExternalError as exc:
             raise Refused(str(exc)) from None
         if args.dry_run:
@@ -446,7 +448,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings, journal: Journal) -> i
             return 0
         _confirm(ext, args, journal, f"run scenario {sc.name}")
         target: Any = view
-        st = None
     else:
         path = state.state_path(settings.report_dir)
         if args.dry_run and not path.exists():
@@ -465,25 +466,26 @@ def cmd_run(args: argparse.Namespace, settings: Settings, journal: Journal) -> i
             _dry_run(sc, f"local environment {st.run_id} (roles resolved when injected)", [])
             journal.write("dry-run", "ok")
             return 0
-        from chaos.gameday.targets import LocalTarget
-
         target = LocalTarget(_attach(settings, st))
+        try:
+            target.pipeline.check_defects(sc.defects)
+        except ValueError as exc:
+            raise Refused(f"{sc.source}: {exc}") from None
     try:
-        for step in sc.method:  # against what runs now (a fresh pipeline replaces it with the same shape)
-            step.fault.validate(target.env)
+        sc.method.validate(target.env)  # against what runs now (a fresh pipeline replaces it with the same shape)
     except ValueError as exc:
         raise Refused(f"{sc.source}: {exc}") from None
 
     def on_deploy(dep: Any) -> None:
         if st is not None:
-            st.deployment = _dep_state(dep)
+            st.deployment = target.env.describe_deployment()
             state.save(state.state_path(settings.report_dir), st)
 
     if st is not None:
         st.running = {"pid": os.getpid(), "scenario": sc.name, "since": dt.datetime.now(dt.UTC).isoformat()}
         state.save(state.state_path(settings.report_dir), st)
     try:
-        return Runner(sc, target, settings, journal, settings.report_dir, on_deploy=on_deploy).run()
+        return run_scenario(sc, target, settings, journal, settings.report_dir, on_deploy=on_deploy)
     finally:
         if st is not None:
             st.running = None
@@ -544,9 +546,11 @@ def parser() -> argparse.ArgumentParser:
                                 epilog="Exit status: 0 ok, 1 failed, 2 refused (nothing done), 3 aborted, "
                                        "4 not steady (nothing injected), 130 interrupted.")
     p.add_argument("--report-dir", help="reports, journal and state file root (default: CHAOS_REPORT_DIR or reports)")
+    p.add_argument("--pipeline", help="the pipeline's adapter, module:attr or an entry point name (default: "
+                                      "CHAOS_PIPELINE, or [tool.pipeline-chaos] pipeline in pyproject.toml)")
     sub = p.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="start the local environment and keep it running")
-    up.add_argument("--defects", nargs="*", help="reference-pipeline defects of the pipeline deployed by up")
+    up.add_argument("--defects", nargs="*", help="defect switches of the pipeline deployed by up")
     down = sub.add_parser("down", help="remove the local environment completely")
     down.add_argument("--run-id", help="remove this run id's containers, network and volumes (no state file needed)")
     stt = sub.add_parser("status", help="topology, health, active faults")
@@ -555,7 +559,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="the scenario catalogue")
     run = sub.add_parser("run", help="run a scenario with the live view")
     run.add_argument("scenario", help="a catalogue name (gameday list), a .toml / .py file, or "
-                                      "experiment:<name> (experiments/test_<name>.py, local only)")
+                                      "experiment:<name> (the experiment catalogue's test_<name>.py, local only)")
     run.add_argument("--target", help="an external target file instead of the local environment")
     run.add_argument("--dry-run", action="store_true", help="print what would be done, do nothing")
     run.add_argument("--yes", action="store_true", help="skip the typed confirmation of an external target")
@@ -599,6 +603,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     journal: Journal | None = None
     bookends = args.cmd not in READ_ONLY
     signals.install()
+    install_log_redaction()
+    if not isinstance(sys.stdout, RedactingStream):  # every line this command prints passes the redactor
+        sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
     try:
         settings = _settings(args)
         _log_to_file(settings.report_dir)

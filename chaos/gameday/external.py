@@ -9,7 +9,7 @@ is run only on an allowed node; and a person confirms by typing ``yes`` (``--yes
     name = "staging-eu"
 
     [endpoints]
-    grpc = "10.1.2.3:50051"                       # the ingest's gRPC entry point (load and health)
+    grpc = "10.1.2.3:50051"                       # the entry service's address (load and health)
     kafka_bootstrap = "10.1.2.4:9092"             # for probes (lag, ISR) and leader:<p> targets
     toxiproxy_api = "http://10.1.2.5:8474"        # optional: link faults need it
     postgres_dsn = "host=... dbname=..."          # optional (not used for verdicts)
@@ -20,7 +20,7 @@ is run only on an allowed node; and a person confirms by typing ``yes`` (``--yes
     partitions = 6
 
     [toxiproxy]
-    links = ["grpc", "ingest-kafka-1"]            # proxy names in that Toxiproxy
+    links = ["client-ingest", "ingest-kafka-1"]   # proxy names in that Toxiproxy
 
     [nodes]                                       # node name -> variables for the templates
     kafka-1 = { container = "kafka-1.staging" }   # brokers are named kafka-<broker id>
@@ -77,7 +77,7 @@ class ExternalTarget:
     grpc: str
     kafka_bootstrap: str = ""
     toxiproxy_api: str = ""
-    postgres_dsn: str = ""
+    postgres_dsn: str = field(default="", repr=False)  # holds a password: never printed
     topic: str = ""
     group: str = ""
     schema: str = ""
@@ -118,6 +118,15 @@ def _check_hostport(value: str, where: str) -> None:
         host, _, port = part.strip().rpartition(":")
         if not host or not port.isdigit():
             raise ExternalError(f"{where}: {part!r} is not host:port")
+
+
+def dsn_password(dsn: str) -> str | None:
+    """The password in a libpq DSN (URL or key=value form), to register as a secret."""
+    u = urlparse(dsn)
+    if u.scheme and u.password:
+        return u.password
+    m = re.search(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn)
+    return m.group(1).strip("'") if m else None
 
 
 def parse(text: str, source: str = "target") -> ExternalTarget:
@@ -181,9 +190,13 @@ def parse(text: str, source: str = "target") -> ExternalTarget:
     parts = pipe.get("partitions", 6)
     if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
         raise ExternalError(f"{source}: pipeline.partitions must be a positive integer")
+    from chaos.redact import register
+
+    dsn = _str(ep, "postgres_dsn", f"{source}: endpoints")
+    register(dsn_password(dsn))
     return ExternalTarget(
         name=name, source=source, grpc=grpc, kafka_bootstrap=bootstrap, toxiproxy_api=api,
-        postgres_dsn=_str(ep, "postgres_dsn", f"{source}: endpoints"), topic=_str(pipe, "topic", f"{source}: pipeline"),
+        postgres_dsn=dsn, topic=_str(pipe, "topic", f"{source}: pipeline"),
         group=_str(pipe, "group", f"{source}: pipeline"), schema=_str(pipe, "schema", f"{source}: pipeline"),
         partitions=parts, links=tuple(links), nodes=node_vars, commands=dict(cmds), allow=tuple(allow),
         confirm=confirm)
@@ -200,29 +213,32 @@ def load(path: Path) -> ExternalTarget:
 # -- what a scenario would touch ---------------------------------------------------------------------
 
 
+class ExternalView:
+    """The names of an external target, for the one role interpreter (:mod:`chaos.faults.targets`): its
+    brokers are its ``kafka-<id>`` nodes; a service selector names the nodes called ``<selector>`` or
+    ``<selector>-<n>``."""
+
+    def __init__(self, ext: ExternalTarget) -> None:
+        self.ext = ext
+
+    def broker_names(self) -> list[str]:
+        return sorted(n for n in self.ext.nodes if re.fullmatch(r"kafka-\d+", n))
+
+    def selector_nodes(self, selector: str) -> list[str]:
+        return sorted(n for n in self.ext.nodes if n == selector or re.fullmatch(rf"{re.escape(selector)}-\d+", n))
+
+
 def _nodes_of(tgt: T.Target, ext: ExternalTarget) -> list[str]:
-    brokers = sorted(n for n in ext.nodes if n.startswith("kafka-"))
-    projectors = sorted(n for n in ext.nodes if n.startswith("projector-"))
-    if isinstance(tgt, T.Node):
-        return [tgt.name]
-    if isinstance(tgt, T.LeaderOf | T.AnyBroker | T.Brokers | T.Minority | T.Majority):
-        if isinstance(tgt, T.LeaderOf) and not (ext.kafka_bootstrap and (tgt.topic or ext.topic)):
-            raise ExternalError("leader:<p> needs endpoints.kafka_bootstrap and pipeline.topic in the target file")
-        if not brokers:
-            raise ExternalError(f"{tgt!r} resolves to a broker, and the target file names no kafka-<id> node")
-        return brokers  # any of them could be chosen: all must be allowed
-    if isinstance(tgt, T.Projector):
-        return [f"projector-{tgt.replica}"] if tgt.replica is not None else projectors
-    if isinstance(tgt, T.Projectors):
-        return projectors
-    if isinstance(tgt, T.Ingest):
-        return ["ingest"]
-    if isinstance(tgt, T.Postgres):
-        return ["postgres"]
-    if isinstance(tgt, T.Toxiproxy):
-        return ["toxiproxy"]
-    raise ExternalError(f"{tgt!r} cannot be resolved on an external target (it reads the suite's own "
-                        "containers); name the node instead")
+    if isinstance(tgt, T.LeaderOf) and not (ext.kafka_bootstrap and (tgt.topic or ext.topic)):
+        raise ExternalError("leader:<p> needs endpoints.kafka_bootstrap and pipeline.topic in the target file")
+    if isinstance(tgt, T.ActiveController):
+        raise ExternalError(f"{tgt!r} cannot be resolved on an external target (it reads the suite's own "
+                            "containers); name the node instead")
+    nodes = tgt.candidates(ExternalView(ext))  # every node it could resolve to: all must be allowed
+    if not nodes:
+        raise ExternalError(f"{T.role(tgt)} names no node of the target file's [nodes] "
+                            f"({', '.join(ext.nodes) or 'none'})")
+    return nodes
 
 
 def touched(fault: Fault, ext: ExternalTarget) -> list[str]:
@@ -328,20 +344,31 @@ class CommandNode:
 class ExternalEnvironment:
     """What the faults, targets and probes need from an environment, for an external target."""
 
-    def __init__(self, ext: ExternalTarget, settings: Settings, log: Any = None) -> None:
-        from chaos.env import Deployment, Link
+    def __init__(self, ext: ExternalTarget, settings: Settings, log: Any = None, pipeline: Any = None) -> None:
+        from chaos.env import Link
         from chaos.toxiproxy_client import ToxiproxyClient
 
         self.ext = ext
         self.settings = settings.replace(topic_partitions=ext.partitions)
         self.run_id = f"external:{ext.name}"
-        self.links = {n: Link(n, "", "") for n in ext.links}
+        self.links = {n: Link(n, "", "", "", "") for n in ext.links}
         self.toxiproxy = (ToxiproxyClient(*ext.toxiproxy_address(), settings.toxiproxy_api_timeout_s)
                           if ext.toxiproxy_api else None)
-        self.deployment = (Deployment(name=ext.name, topic=ext.topic, group=ext.group, schema=ext.schema,
-                                      defects=()) if ext.topic else None)
+        self.deployment: Any = None
+        if ext.topic and pipeline is not None:
+            from chaos.env import Deployment
+
+            self.deployment = Deployment(name=ext.name, tag="external", topics={pipeline.entry_topic.name: ext.topic},
+                                         groups={}, schema=ext.schema, defects=(), pipeline=pipeline)
         self._nodes = {n: CommandNode(ext, n, settings.gameday_command_timeout_s, log) for n in ext.nodes}
         self._admin: Any = None
+        self.view = ExternalView(ext)
+
+    def broker_names(self) -> list[str]:
+        return self.view.broker_names()
+
+    def selector_nodes(self, selector: str) -> list[str]:
+        return self.view.selector_nodes(selector)
 
     def container(self, name: str) -> CommandNode:
         node = self._nodes.get(name)

@@ -21,6 +21,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from chaos.redact import redact_doc
+
 
 def journal_path(report_dir: Path) -> Path:
     return Path(report_dir) / "gameday" / "journal.jsonl"
@@ -59,7 +61,8 @@ class Journal:
             "scenario": self.scenario, "action": action, "step": step, "outcome": outcome,
             "detail": detail or None,
         }
-        line = json.dumps(rec, default=str) + "\n"
+        rec = redact_doc(json.loads(json.dumps(rec, default=str)))  # no secret reaches the journal
+        line = json.dumps(rec) + "\n"
         with self._lock:
             self.records.append(rec)
             for p in [self.path, *self.copies]:

@@ -37,12 +37,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-
-@dataclass
-class ProbeStatus:
-    ok: bool | None  # None: not known yet
-    value: str
-    at: float = 0.0
+from chaos.run.plan import ProbeStatus
 
 
 @dataclass
@@ -183,7 +178,7 @@ class LiveView:
         with self._lock:
             self.state.events.append(line)
             if not self.tty:
-                self._write(f"[gameday] {line}\n")
+                self.write(f"[gameday] {line}\n")
                 return
             self._rich(lambda: self._print_above(line))
 
@@ -195,7 +190,7 @@ class LiveView:
             self._live.update(self._block())
         self._console.print(_styled(line, wrap=False), soft_wrap=True)
 
-    def _write(self, text: str) -> None:
+    def write(self, text: str) -> None:
         try:
             self.out.write(text)
             self.out.flush()
@@ -229,7 +224,7 @@ class LiveView:
                     self._finished = True
                     self._rich(live.stop)  # the last block stays on the screen; what follows goes below it
             elif final:
-                self._write(status_line(self.state) + "\n")
+                self.write(status_line(self.state) + "\n")
 
     def _loop(self) -> None:
         last_line = time.monotonic()
@@ -241,7 +236,7 @@ class LiveView:
                     self.draw()
                 elif time.monotonic() - last_line >= self.line_interval_s:
                     with self._lock:
-                        self._write(status_line(self.state) + "\n")
+                        self.write(status_line(self.state) + "\n")
                     last_line = time.monotonic()
             except Exception:  # the view must never take the run down
                 continue

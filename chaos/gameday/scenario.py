@@ -7,11 +7,11 @@ A scenario is a TOML file (stdlib ``tomllib``), or a Python module exposing ``sc
     description = "the leader of partition 0 is SIGKILLed, then started again"
 
     [pipeline]                                # local target only
-    fresh = true                              # deploy a fresh pipeline (own topic/schema): exact invariants
-    defects = []                              # reference-pipeline defect switches
+    fresh = true                              # deploy a fresh pipeline (own topics/schema): exact invariants
+    defects = []                              # the pipeline's defect switches (its adapter names them)
 
     [load]                                    # chaos.workload.LoadSpec
-    rate = 200                                # RPCs per second
+    rate = 200                                # calls per second
     keys = 16
     batch_size = 1
     max_in_flight = 256
@@ -22,11 +22,11 @@ A scenario is a TOML file (stdlib ``tomllib``), or a Python module exposing ``sc
     after_s = 5                               # load after the heal (longer while the steady state returns)
 
     [[steady_state.probe]]                    # checked before, during (continuously) and after
-    type = "ingest_serving"                   # see PROBE_TYPES
+    type = "entry_serving"                    # see PROBE_TYPES
     during = "abort"                          # during the method: "abort" on failure, "watch" (show) or "skip"
 
     [[method]]                                # the faults, on a timeline from the start of the method
-    fault = "kill"                            # see FAULTS; other keys are the fault's parameters
+    fault = "kill"                            # see chaos.faults.catalogue; other keys are its parameters
     target = "leader:0"
     at_s = 0
     duration_s = 6
@@ -43,154 +43,42 @@ A scenario is a TOML file (stdlib ``tomllib``), or a Python module exposing ``sc
     action = "wait_recovered"                 # see ROLLBACKS
 
 Every error names where it is (``method[2].latency_ms``) and what is accepted, and is raised before
-anything is started or injected.
+anything is started or injected. A scenario parses into a :class:`chaos.run.Plan`, which the one run
+protocol executes (:mod:`chaos.run.protocol`).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos import faults as F
 from chaos.checkers import Budget
-from chaos.faults import Fault
+from chaos.faults import Fault, Schedule, Step
+from chaos.faults.catalogue import build_fault as _build_fault
+from chaos.faults.catalogue import spec_of
+from chaos.run.plan import (
+    DURING,
+    PROBE_ALIASES,
+    PROBE_TYPES,
+    PROBES_NEEDING_MAX,
+    ROLLBACKS,
+    Budgets,
+    Plan,
+    Probe,
+    Rollback,
+)
 from chaos.workload import LoadSpec
 
-# name in a scenario -> fault class; parameters are the class's own (``target``, ``bytes``, ``type`` and
-# ``from`` stand for ``target_``, ``bytes_``, ``type_``, ``from_``).
-FAULTS: dict[str, type[Fault]] = {
-    "latency": F.Latency, "bandwidth": F.Bandwidth, "black_hole": F.BlackHole, "reset_peer": F.ResetPeer,
-    "slow_close": F.SlowClose, "slicer": F.Slicer, "limit_data": F.LimitData, "toxic": F.Toxic,
-    "link_down": F.LinkDown, "kill": F.Kill, "stop": F.Stop, "pause": F.Pause, "restart": F.Restart,
-    "rolling_restart": F.RollingRestart, "isolate": F.Isolate, "split": F.Split, "bridge": F.Bridge,
-    "one_way": F.OneWay, "partition": F.Partition, "netem": F.NetEm, "terminate_backends": F.TerminateBackends,
-    "hold_row_locks": F.HoldRowLocks, "disk_full": F.DiskFull,
-}
-_RENAMED = {"target": "target_", "bytes": "bytes_", "type": "type_", "from": "from_"}
-PROBE_TYPES = {
-    "ingest_serving": "the ingest service's gRPC health check answers SERVING",
-    "error_rate": "client errors over the last window_s seconds <= max (a fraction, 0.01 = 1%)",
-    "p99_latency": "p99 latency of acknowledged operations over the last window_s seconds <= max (ms)",
-    "consumer_lag": "the projector group's consumer lag <= max (records)",
-    "full_isr": "every partition of the pipeline's topic has a leader and a full ISR",
-    "brokers": "at least max (default 3) brokers are registered",
-}
-PROBES_NEEDING_MAX = ("error_rate", "p99_latency", "consumer_lag")
-DURING = ("abort", "watch", "skip")
-ROLLBACKS = {
-    "wait_recovered": "wait (bounded) until every node runs, all brokers are registered and the topic has a full ISR",
-    "reset_links": "remove every toxic and enable every link of the target's Toxiproxy",
-    "ensure_running": "start or unpause the nodes listed in `nodes`",
-}
+Scenario = Plan  # a game-day scenario is a run plan
 TOP_KEYS = ("name", "description", "pipeline", "load", "phases", "steady_state", "method", "budgets", "rollback")
+SCENARIOS_PACKAGE = "chaos.scenarios"  # the catalogue shipped with the suite (package data)
 
 
 class ScenarioError(ValueError):
     """A scenario that cannot run; the message says where and what is accepted."""
-
-
-@dataclass(frozen=True)
-class Probe:
-    type: str
-    name: str
-    max: float | None = None
-    window_s: float = 3.0
-    during: str = "watch"
-
-    def describe(self) -> str:
-        bound = "" if self.max is None else f" <= {self.max:g}"
-        win = f" over {self.window_s:g} s" if self.type in ("error_rate", "p99_latency") else ""
-        return f"{self.name}: {self.type}{bound}{win} (during: {self.during})"
-
-
-@dataclass(frozen=True)
-class MethodStep:
-    at_s: float
-    duration_s: float
-    fault: Fault
-    spec: dict[str, Any]  # as written (for the plan, the journal and the report)
-
-    def describe(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.spec.items() if k not in ("fault", "at_s", "duration_s"))
-        return f"at {self.at_s:g}s for {self.duration_s:g}s: {self.spec.get('fault', self.fault.name)}({params})"
-
-
-@dataclass(frozen=True)
-class Rollback:
-    action: str
-    nodes: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        return self.action + (f" {', '.join(self.nodes)}" if self.nodes else "")
-
-
-@dataclass(frozen=True)
-class Budgets:
-    window_s: float = 3.0
-    max_error_rate: float | None = None
-    max_p99_ms: float | None = None
-    max_consumer_lag: int | None = None
-    phases: dict[str, Budget] = field(default_factory=dict)
-
-    def continuous(self) -> bool:
-        return any(v is not None for v in (self.max_error_rate, self.max_p99_ms, self.max_consumer_lag))
-
-
-@dataclass
-class Scenario:
-    name: str
-    description: str = ""
-    load: LoadSpec = field(default_factory=LoadSpec)
-    warmup_s: float = 3.0
-    before_s: float = 4.0
-    after_s: float = 5.0
-    probes: list[Probe] = field(default_factory=list)
-    method: list[MethodStep] = field(default_factory=list)
-    budgets: Budgets = field(default_factory=Budgets)
-    rollbacks: list[Rollback] = field(default_factory=list)
-    fresh_pipeline: bool = True
-    defects: tuple[str, ...] = ()
-    source: str = ""
-
-    @property
-    def method_s(self) -> float:
-        return max((s.at_s + s.duration_s for s in self.method), default=0.0)
-
-    def plan(self, local: bool = True) -> list[str]:
-        """The plan in words (``--dry-run`` prints it); ``local`` False: on an external target."""
-        lines = [f"scenario {self.name}" + (f": {self.description}" if self.description else ""),
-                 f"  source: {self.source or '(python object)'}"]
-        ld = self.load
-        lines.append(f"  load: {ld.rate:g} RPCs/s x {ld.batch_size} event(s), {ld.keys} keys, "
-                     f"{ld.max_in_flight} in flight at most")
-        if not local:
-            lines.append("  pipeline: the one the target file names (nothing deployed; no ground-truth check)")
-        elif self.fresh_pipeline:
-            lines.append("  pipeline: deploy a fresh one (own topic, group, schema)"
-                         + (f" with defects {', '.join(self.defects)}" if self.defects else ""))
-        lines.append(f"  timeline: warm-up {self.warmup_s:g}s, before {self.before_s:g}s, method "
-                     f"{self.method_s:g}s, after >= {self.after_s:g}s")
-        lines.append("  steady state (before, during, after):")
-        lines += [f"    - {p.describe()}" for p in self.probes] or ["    (none)"]
-        lines.append("  method:")
-        lines += [f"    - {s.describe()}" for s in self.method] or ["    (none)"]
-        b = self.budgets
-        if b.continuous():
-            parts = [f"error rate <= {b.max_error_rate:.0%}" if b.max_error_rate is not None else "",
-                     f"p99 <= {b.max_p99_ms:g} ms" if b.max_p99_ms is not None else "",
-                     f"consumer lag <= {b.max_consumer_lag}" if b.max_consumer_lag is not None else ""]
-            lines.append(f"  budgets (abort when breached, over {b.window_s:g} s): "
-                         + ", ".join(p for p in parts if p))
-        for ph, bud in b.phases.items():
-            lines.append(f"  budget of phase {ph}: error rate <= {bud.max_error_rate}, p99 <= {bud.max_p99_ms} ms")
-        lines.append("  rollbacks (always): heal every fault"
-                     + "".join(f"; {r.describe()}" for r in self.rollbacks))
-        return lines
 
 
 # -- parsing ---------------------------------------------------------------------------------------
@@ -232,6 +120,7 @@ def _probe(raw: Any, i: int) -> Probe:
         raise _err(where, "must be a table such as {type = \"ingest_serving\"}")
     _no_unknown(raw, ("type", "name", "max", "window_s", "during"), where)
     kind = raw.get("type")
+    kind = PROBE_ALIASES.get(kind, kind) if isinstance(kind, str) else kind
     if kind not in PROBE_TYPES:
         raise _err(f"{where}.type", f"{kind!r} is not a probe; accepted: {', '.join(PROBE_TYPES)}")
     mx = _num(raw, "max", where)
@@ -250,33 +139,18 @@ def _probe(raw: Any, i: int) -> Probe:
 
 
 def build_fault(raw: Mapping[str, Any], where: str) -> Fault:
-    """A Fault object from ``{fault = "<name>", <parameter> = ...}``; ScenarioError naming what is accepted."""
+    """A Fault object from ``{fault = "<name>", <parameter> = ...}`` (the one catalogue,
+    :mod:`chaos.faults.catalogue`); ScenarioError naming where and what is accepted."""
     kind = raw.get("fault")
     if isinstance(kind, Fault):
         return kind
-    if kind not in FAULTS:
-        raise _err(f"{where}.fault", f"{kind!r} is not a fault; accepted: {', '.join(sorted(FAULTS))}")
-    cls = FAULTS[kind]
-    sig = inspect.signature(cls.__init__)
-    accepted = {name.rstrip("_") if name in _RENAMED.values() else name: name
-                for name in list(sig.parameters)[1:]
-                if sig.parameters[name].kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)}
-    params = {k: v for k, v in raw.items() if k not in ("fault", "at_s", "duration_s")}
-    unknown = [k for k in params if k not in accepted]
-    if unknown:
-        raise _err(where, f"fault {kind} has no parameter {', '.join(map(repr, unknown))}; accepted: "
-                          f"{', '.join(accepted) or '(none)'}")
-    missing = [k for k, name in accepted.items()
-               if sig.parameters[name].default is inspect.Parameter.empty and k not in params]
-    if missing:
-        raise _err(where, f"fault {kind} needs {', '.join(missing)}")
     try:
-        return cls(**{accepted[k]: v for k, v in params.items()})
-    except (ValueError, TypeError) as exc:
-        raise _err(where, f"fault {kind}: {exc}") from None
+        return _build_fault(raw)
+    except ValueError as exc:
+        raise _err(f"{where}.fault" if "is not a fault" in str(exc) else where, str(exc)) from None
 
 
-def _step(raw: Any, i: int) -> MethodStep:
+def _step(raw: Any, i: int) -> Step:
     where = f"method[{i}]"
     if not isinstance(raw, Mapping):
         raise _err(where, "must be a table such as {fault = \"kill\", target = \"leader:0\", at_s = 0, duration_s = 6}")
@@ -286,10 +160,9 @@ def _step(raw: Any, i: int) -> MethodStep:
     dur = _num(raw, "duration_s", where)
     fault = build_fault(raw, where)
     spec = {k: v for k, v in raw.items() if not isinstance(v, Fault)}
-    if isinstance(raw.get("fault"), Fault):  # a Python scenario: the object's own parameters, as strings
-        spec = {"fault": fault.name, **{k: (v if v is None or isinstance(v, int | float | bool) else str(v))
-                                         for k, v in fault.params().items()}, **spec}
-    return MethodStep(at_s=float(at), duration_s=float(dur), fault=fault, spec=spec)
+    if isinstance(raw.get("fault"), Fault):  # a Python scenario: the object's own parameters, as data
+        spec = {**spec_of(fault), **spec}
+    return Step(at_s=float(at), fault=fault, duration_s=float(dur), spec=spec)
 
 
 def _budgets(raw: Mapping[str, Any]) -> Budgets:
@@ -372,9 +245,11 @@ def from_dict(doc: Mapping[str, Any], *, name: str = "", source: str = "") -> Sc
     method_raw = doc.get("method", [])
     if not isinstance(method_raw, list):
         raise _err("method", "must be an array of tables ([[method]])")
-    method = [_step(s, i) for i, s in enumerate(method_raw)]
-    if len({id(s.fault) for s in method}) != len(method):
-        raise _err("method", "a fault object can appear only once; make one per step")
+    steps = [_step(s, i) for i, s in enumerate(method_raw)]
+    try:
+        method = Schedule(steps)
+    except ValueError as exc:
+        raise _err("method", str(exc)) from None
     rb_raw = doc.get("rollback", [])
     if not isinstance(rb_raw, list):
         raise _err("rollback", "must be an array of tables ([[rollback]])")
@@ -435,10 +310,13 @@ def _call(fn: Callable[[], Any], path: Path) -> Any:
 
 
 def catalogue_dirs() -> list[Path]:
-    """Where scenario names are looked up: ./scenarios, then the repository's scenarios/."""
-    repo = Path(__file__).resolve().parents[2] / "scenarios"
+    """Where scenario names are looked up: ./scenarios (the user's own), then the suite's catalogue (shipped
+    in the package, found with importlib.resources)."""
+    from importlib.resources import files
+
+    shipped = Path(str(files(SCENARIOS_PACKAGE)))
     here = Path.cwd() / "scenarios"
-    return [here] if here.resolve() == repo.resolve() else [here, repo]
+    return [here] if here.resolve() == shipped.resolve() else [here, shipped]
 
 
 def catalogue() -> dict[str, Path]:

@@ -1,10 +1,10 @@
 """The kept environment's state file: how later commands find and attach to what ``gameday up`` started.
 
-``<report dir>/gameday/state.json`` (mode 0600: it holds the run's random Postgres password), written
-atomically. It names the run id (every container, network and volume carries it as a label), the
-published loopback ports, the Postgres password, the Kafka cluster id, the image references, the
-settings the topology was started with, the pipeline deployed in it, and the scenario running now (pid),
-so that ``heal`` and ``down`` can interrupt it.
+``<report dir>/gameday/state.json``, written atomically. It names the run id (every container, network and
+volume carries it as a label), the pipeline's adapter, the published loopback ports, the Kafka cluster id,
+the image references, the settings the topology was started with, the pipeline deployed in it, and the
+scenario running now (pid), so that ``heal`` and ``down`` can interrupt it. It holds no secret: the
+Postgres password is read back from the Postgres container when a command attaches.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 # Settings that shape the topology: a later command must use the ones it was started with.
-TOPOLOGY_SETTINGS = ("projector_replicas", "topic_partitions", "kafka_log_disk_mb")
+TOPOLOGY_SETTINGS = ("pipeline", "replicas", "topic_partitions", "kafka_log_disk_mb")
 
 
 def state_path(report_dir: Path) -> Path:
@@ -25,25 +25,16 @@ def state_path(report_dir: Path) -> Path:
 
 
 @dataclass
-class DeploymentState:
-    name: str
-    topic: str
-    group: str
-    schema: str
-    defects: list[str] = field(default_factory=list)
-
-
-@dataclass
 class State:
     run_id: str
     ports: dict[str, int]
-    pg_password: str
     cluster_id: str
     image_source: str
     images: dict[str, str]
+    pipeline_images: dict[str, str]
     settings: dict[str, Any]
     created: str
-    deployment: DeploymentState | None = None
+    deployment: dict[str, Any] | None = None  # Environment.describe_deployment()
     running: dict[str, Any] | None = None  # {"pid", "scenario", "since"} while a scenario runs
 
     def to_dict(self) -> dict[str, Any]:
@@ -51,11 +42,10 @@ class State:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> State:
-        dep = d.get("deployment")
-        return cls(run_id=d["run_id"], ports={k: int(v) for k, v in d["ports"].items()},
-                   pg_password=d["pg_password"], cluster_id=d["cluster_id"], image_source=d["image_source"],
-                   images=dict(d["images"]), settings=dict(d.get("settings") or {}), created=d["created"],
-                   deployment=DeploymentState(**dep) if dep else None, running=d.get("running"))
+        return cls(run_id=d["run_id"], ports={k: int(v) for k, v in d["ports"].items()}, cluster_id=d["cluster_id"],
+                   image_source=d["image_source"], images=dict(d["images"]),
+                   pipeline_images=dict(d.get("pipeline_images") or {}), settings=dict(d.get("settings") or {}),
+                   created=d["created"], deployment=d.get("deployment"), running=d.get("running"))
 
 
 class StateError(RuntimeError):

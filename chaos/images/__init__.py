@@ -3,8 +3,8 @@
 The environment (``chaos.env``) depends on a small written contract per image, not on a vendor's
 entrypoint. Two sources satisfy each contract:
 
-* ``official``: pinned public images (pulled from their registries), plus the pipeline image built
-  from the official Python image;
+* ``official``: pinned public images (pulled from their registries), and the pipeline's own images
+  built on ``debian:bookworm-slim``;
 * ``local``: the same images built on this machine with no registry at all: a Debian base made with
   debootstrap and ``docker import``; Kafka's jars from Maven Central, Toxiproxy compiled from the Go
   module proxy and Python wheels from PyPI, all fetched on the host and copied in (HTTPS from inside a
@@ -27,9 +27,11 @@ postgres
 toxiproxy
     Entrypoint is the Toxiproxy 2.x server; argument ``-host=0.0.0.0``; API on 8474.
     Ready when ``GET /version`` answers.
-pipeline
-    ``python`` on PATH; ``python -m refpipe.ingest`` and ``python -m refpipe.projector`` run the
-    services configured by the environment variables in ``system_under_test/README.md``.
+pipeline images
+    Described by the pipeline's adapter (:class:`chaos.adapter.ImageRecipe`): a build context made by the
+    adapter's ``prepare`` on top of a Debian bookworm base (this builder's own base for ``local``,
+    ``debian:bookworm-slim`` for ``official``); tagged with a hash of the adapter's inputs. A service may
+    instead name an image reference the engine already has.
 nethelper
     The fault helper (never part of the pipeline). ``sh``, ``iptables`` and ``iptables-legacy``
     (Debian's ``iptables`` package), ``tc``/``ip``/``ss`` (iproute2), ``ping`` usable without NET_RAW,
@@ -46,15 +48,18 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chaos.config import Settings
+
+if TYPE_CHECKING:
+    from chaos.adapter import ImageRecipe, Pipeline
 
 CONTRACT_VERSION = "1"
 KAFKA_VERSION = "4.1.1"
@@ -63,16 +68,15 @@ TOXIPROXY_VERSION = "2.12.0"
 DEBIAN_SUITE = "bookworm"
 LABEL = "org.pipeline-chaos.contract"
 
-ROLES = ("kafka", "postgres", "toxiproxy", "pipeline", "nethelper")
-BUILT_EVEN_WHEN_OFFICIAL = ("pipeline", "nethelper")  # no public image has our code in it
+ROLES = ("kafka", "postgres", "toxiproxy", "nethelper")
+BUILT_EVEN_WHEN_OFFICIAL = ("nethelper",)  # no public image has chaos-netem in it
+OFFICIAL_BASE = "debian:bookworm-slim"
 OFFICIAL = {
     "kafka": f"apache/kafka:{KAFKA_VERSION}",
     "postgres": "postgres:15.14-bookworm",
     "toxiproxy": f"ghcr.io/shopify/toxiproxy:{TOXIPROXY_VERSION}",
 }
 RECIPES = Path(__file__).parent / "recipes"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SUT_DIR = REPO_ROOT / "system_under_test"
 
 
 class ImageError(RuntimeError):
@@ -82,10 +86,18 @@ class ImageError(RuntimeError):
 @dataclass(frozen=True)
 class ImageSet:
     source: str
-    refs: dict[str, str]
+    refs: dict[str, str]  # infrastructure role -> reference
+    pipeline: dict[str, str] = field(default_factory=dict)  # the pipeline's image keys -> reference
 
     def __getitem__(self, role: str) -> str:
         return self.refs[role]
+
+    def service_image(self, image: str) -> str:
+        """A service's image: one the pipeline builds (by key), else the reference as given."""
+        return self.pipeline.get(image, image)
+
+    def all_refs(self) -> dict[str, str]:
+        return {**self.refs, **{f"pipeline:{k}": v for k, v in self.pipeline.items()}}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -122,26 +134,28 @@ def local_tags() -> dict[str, str]:
     kafka = _digest(_recipe("kafka.local.Dockerfile"), _recipe("kafka-pom.xml"), KAFKA_VERSION.encode())
     pg = _digest(_recipe("postgres.local.Dockerfile"), _recipe("postgres-entrypoint.sh"))
     toxi = _digest(_recipe("toxiproxy.local.Dockerfile"), TOXIPROXY_VERSION.encode())
-    pipe = _digest(_recipe("pipeline.local.Dockerfile"), _pipeline_inputs())
     helper = _digest(_recipe("nethelper.local.Dockerfile"), _recipe("chaos-netem.c"))
     return {
         "kafka": f"pipeline-chaos/kafka:{KAFKA_VERSION}-c{c}-{kafka}",
         "postgres": f"pipeline-chaos/postgres:15-c{c}-{pg}",
         "toxiproxy": f"pipeline-chaos/toxiproxy:{TOXIPROXY_VERSION}-c{c}-{toxi}",
-        "pipeline": f"pipeline-chaos/pipeline:c{c}-{pipe}",
         "nethelper": f"pipeline-chaos/nethelper:c{c}-{helper}",
     }
 
 
 def official_tags() -> dict[str, str]:
-    pipe = _digest(_recipe("pipeline.official.Dockerfile"), _pipeline_inputs())
     helper = _digest(_recipe("nethelper.official.Dockerfile"), _recipe("chaos-netem.c"))
-    return {**OFFICIAL, "pipeline": f"pipeline-chaos/pipeline-official:c{CONTRACT_VERSION}-{pipe}",
-            "nethelper": f"pipeline-chaos/nethelper-official:c{CONTRACT_VERSION}-{helper}"}
+    return {**OFFICIAL, "nethelper": f"pipeline-chaos/nethelper-official:c{CONTRACT_VERSION}-{helper}"}
 
 
-def _pipeline_inputs() -> bytes:
-    return _files_digest(SUT_DIR, ("requirements*.txt", "proto/*.proto", "refpipe/*.py"))
+def pipeline_tags(pipeline: Pipeline, source: str) -> dict[str, str]:
+    """Tags of the pipeline's own images (by key): the adapter's inputs decide them."""
+    out = {}
+    for key, recipe in pipeline.images.items():
+        parts = [str(p).encode() + b"\0" + Path(p).read_bytes() for p in sorted(map(str, recipe.inputs()))]
+        digest = _digest(*parts, source.encode())
+        out[key] = f"pipeline-chaos/{pipeline.name}-{key}:c{CONTRACT_VERSION}-{digest}"
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -185,7 +199,8 @@ def _try_pull(ref: str, timeout: float) -> bool:
 # Resolution
 
 
-def resolve(settings: Settings, *, build: bool = False, log: Callable[[str], None] = print) -> ImageSet:
+def resolve(settings: Settings, pipeline: Pipeline | None = None, *, build: bool = False,
+            log: Callable[[str], None] = print) -> ImageSet:
     """Decide which images this run uses; build or pull them only when ``build`` is true.
 
     Without ``build`` a missing image raises ImageError with the command that gets it.
@@ -193,8 +208,7 @@ def resolve(settings: Settings, *, build: bool = False, log: Callable[[str], Non
     overrides = {
         role: ref for role, ref in {
             "kafka": settings.image_kafka, "postgres": settings.image_postgres,
-            "toxiproxy": settings.image_toxiproxy, "pipeline": settings.image_pipeline,
-            "nethelper": settings.image_nethelper,
+            "toxiproxy": settings.image_toxiproxy, "nethelper": settings.image_nethelper,
         }.items() if ref
     }
     source = settings.image_source
@@ -209,18 +223,27 @@ def resolve(settings: Settings, *, build: bool = False, log: Callable[[str], Non
         else:
             source = "local"
     refs = {**(local if source == "local" else official), **overrides}
+    mine = pipeline_tags(pipeline, source) if pipeline is not None else {}
     missing = [role for role in ROLES if role not in overrides and not image_present(refs[role])]
-    if missing:
+    missing_mine = [k for k, ref in mine.items() if not image_present(ref)]
+    if missing or missing_mine:
         if not build:
+            names = [refs[r] for r in missing] + [mine[k] for k in missing_mine]
             raise ImageError(
-                f"missing {source} image(s): {', '.join(refs[r] for r in missing)}. "
+                f"missing {source} image(s): {', '.join(names)}. "
                 f"Build or pull them with `make images` (or `uv run python -m chaos.images ensure`), "
                 f"or point CHAOS_IMAGE_<ROLE> at images you have."
             )
-        if source == "local":
-            LocalBuilder(settings, log=log).build(missing)
-        else:
-            _pull_official(settings, refs, missing, log)
+        if missing:
+            if source == "local":
+                LocalBuilder(settings, log=log).build(missing)
+            else:
+                _pull_official(settings, refs, missing, log)
+        if missing_mine and pipeline is not None:
+            builder = LocalBuilder(settings, log=log)
+            base = builder.base() if source == "local" else OFFICIAL_BASE
+            for key in missing_mine:
+                builder.build_recipe(pipeline.name, key, pipeline.images[key], mine[key], base)
     absent = [role for role in overrides if not image_present(overrides[role])]
     if absent:
         raise ImageError(
@@ -228,7 +251,39 @@ def resolve(settings: Settings, *, build: bool = False, log: Callable[[str], Non
             + ", ".join(f"{r}={overrides[r]}" for r in absent)
             + ". Load or build them first (docker load / docker build)."
         )
-    return ImageSet(source=source, refs=refs)
+    if pipeline is not None:
+        given = sorted({s.image for s in pipeline.services if s.image not in mine and not image_present(s.image)})
+        if given:
+            raise ImageError(f"image(s) named by pipeline {pipeline.name} are not present in the engine: "
+                             f"{', '.join(given)}. Build or load them first (docker build / docker load).")
+    return ImageSet(source=source, refs=refs, pipeline=mine)
+
+
+def needed_tools(settings: Settings, pipeline: Pipeline | None) -> dict[str, list[str]]:
+    """Host tools the missing images need to be built: tool -> the images that need it (empty when every
+    image is present). The set-up script installs or names them before anything is built."""
+    tools: dict[str, list[str]] = {}
+    local = local_tags()
+    if settings.image_source in ("auto", "local"):
+        missing = [r for r in ROLES if not getattr(settings, f"image_{r}") and not image_present(local[r])]
+        cache = settings.cache_dir
+        if missing and not image_present(base_tag()):
+            tools.setdefault("debootstrap", []).append("the Debian base")
+        jar = cache / f"kafka-{KAFKA_VERSION}" / "libs" / f"kafka_2.13-{KAFKA_VERSION}.jar"
+        if "kafka" in missing and not jar.exists():
+            tools.setdefault("mvn", []).append("kafka")
+        if "toxiproxy" in missing and not (cache / f"toxiproxy-{TOXIPROXY_VERSION}" / "toxiproxy").exists():
+            tools.setdefault("go", []).append("toxiproxy")
+    if pipeline is not None:
+        source = "official" if settings.image_source == "official" else "local"
+        mine = pipeline_tags(pipeline, source)
+        for key, ref in mine.items():
+            if not image_present(ref):
+                for tool in pipeline.images[key].tools:
+                    tools.setdefault(tool, []).append(f"{pipeline.name}:{key}")
+                if source == "local" and not image_present(base_tag()):
+                    tools.setdefault("debootstrap", []).append("the Debian base")
+    return {k: sorted(set(v)) for k, v in tools.items()}
 
 
 def _pull_official(settings: Settings, refs: dict[str, str], missing: list[str],
@@ -239,9 +294,6 @@ def _pull_official(settings: Settings, refs: dict[str, str], missing: list[str],
         log(f"pulling {refs[role]}")
         if not _try_pull(refs[role], settings.build_timeout_s):
             raise ImageError(f"could not pull {refs[role]}; use CHAOS_IMAGE_SOURCE=local to build it here")
-    if "pipeline" in missing:
-        builder = LocalBuilder(settings, log=log)
-        builder.build_pipeline(refs["pipeline"], dockerfile="pipeline.official.Dockerfile", base=None)
     if "nethelper" in missing:
         LocalBuilder(settings, log=log).build_nethelper(refs["nethelper"], "nethelper.official.Dockerfile", None)
 
@@ -324,31 +376,6 @@ class LocalBuilder:
         (gobin / "server").rename(out)
         return out
 
-    def wheelhouse(self) -> Path:
-        req = (SUT_DIR / "requirements.txt").read_bytes()
-        out = self.cache / f"wheels-{_digest(req)}"
-        if (out / "requirements.txt").exists():
-            return out
-        self.log("downloading the pipeline's wheels from PyPI")
-        tmp = out.with_suffix(".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        _run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:",
-              "--python-version", "3.11", "--platform", "manylinux2014_x86_64", "--platform",
-              "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64", "--implementation", "cp",
-              "-r", str(SUT_DIR / "requirements.txt"), "-d", str(tmp)],
-             log=self.logs / "pip.log", timeout=self.timeout)
-        (tmp / "requirements.txt").write_bytes(req)
-        tmp.rename(out)
-        return out
-
-    def stubs(self, dest: Path) -> None:
-        """Generate the gRPC stubs into ``dest`` (never committed)."""
-        dest.mkdir(parents=True, exist_ok=True)
-        _run([sys.executable, "-m", "grpc_tools.protoc", f"-I{SUT_DIR / 'proto'}", f"--python_out={dest}",
-              f"--grpc_python_out={dest}", str(SUT_DIR / "proto" / "pipeline.proto")],
-             log=self.logs / "protoc.log", timeout=120)
-
     # -- images ------------------------------------------------------------------------------------
 
     def _docker_build(self, tag: str, dockerfile: str, context: Path, base: str | None) -> None:
@@ -384,16 +411,32 @@ class LocalBuilder:
             shutil.copy(RECIPES / "chaos-netem.c", Path(tmp) / "chaos-netem.c")
             self._docker_build(tag, dockerfile, Path(tmp), base)
 
-    def build_pipeline(self, tag: str, dockerfile: str = "pipeline.local.Dockerfile",
-                       base: str | None = None) -> None:
-        wheels = self.wheelhouse()
-        with tempfile.TemporaryDirectory(prefix="chaos-pipeline-") as tmp:
+    def build_recipe(self, pipeline: str, key: str, recipe: ImageRecipe, tag: str, base: str) -> None:
+        """Build one of a pipeline's images: the adapter fills the context, the engine builds it."""
+        from chaos.adapter import BuildContext
+
+        if missing := [t for t in recipe.tools if shutil.which(t) is None]:
+            raise ImageError(f"{', '.join(missing)} missing: needed to build {pipeline}'s {key} image; install "
+                             "it (`make setup` does when it can)")
+        self.log(f"building {pipeline}'s {key} image")
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix=f"chaos-{pipeline}-{key}-") as tmp:
             ctx = Path(tmp)
-            shutil.copytree(wheels, ctx / "wheels")
-            shutil.copytree(SUT_DIR / "refpipe", ctx / "app" / "refpipe",
-                            ignore=shutil.ignore_patterns("__pycache__"))
-            self.stubs(ctx / "app" / "gen")
-            self._docker_build(tag, dockerfile, ctx, base)
+            cache = self.cache / "pipelines" / pipeline / key
+            cache.mkdir(parents=True, exist_ok=True)
+            try:
+                recipe.prepare(BuildContext(dir=ctx, cache_dir=cache, log_dir=self.logs, timeout_s=self.timeout,
+                                            log=self.log))
+            except ImageError:
+                raise
+            except Exception as exc:
+                raise ImageError(f"preparing {pipeline}'s {key} image failed: {exc}") from exc
+            if not (ctx / "Dockerfile").is_file():
+                raise ImageError(f"{pipeline}'s {key} recipe left no Dockerfile in the build context")
+            cmd = ["docker", "build", "-q", "--label", f"{LABEL}={CONTRACT_VERSION}", "-t", tag,
+                   "--build-arg", f"BASE={base}", str(ctx)]
+            _run(cmd, log=self.logs / f"build-{pipeline}-{key}.log", timeout=self.timeout)
+        self.log(f"built {tag} in {time.monotonic() - started:.0f} s")
 
     def build(self, roles: list[str] | None = None) -> dict[str, str]:
         tags = local_tags()
@@ -405,7 +448,6 @@ class LocalBuilder:
         steps: dict[str, Callable[[str, str], None]] = {
             "kafka": self.build_kafka, "postgres": self.build_postgres,
             "toxiproxy": self.build_toxiproxy,
-            "pipeline": lambda tag, base: self.build_pipeline(tag, "pipeline.local.Dockerfile", base),
             "nethelper": lambda tag, base: self.build_nethelper(tag, "nethelper.local.Dockerfile", base),
         }
         # Host-side downloads overlap with debootstrap; the image builds then run side by side.
@@ -415,8 +457,6 @@ class LocalBuilder:
                 prefetch.append(pool.submit(self.kafka_libs))
             if "toxiproxy" in todo:
                 prefetch.append(pool.submit(self.toxiproxy_binary))
-            if "pipeline" in todo:
-                prefetch.append(pool.submit(self.wheelhouse))
             base = self.base()
             for f in prefetch:
                 f.result()

@@ -27,7 +27,7 @@ from chaos.history import History
 from chaos.report.results import SCHEMA_VERSION, build_results, load_results, rebuild_results, results_of
 
 if TYPE_CHECKING:
-    from chaos.experiment import ExperimentResult
+    from chaos.run import RunResult as ExperimentResult
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -46,12 +46,14 @@ HTML_NAME = "report.html"
 
 def write_artefacts(history: History, results: Mapping[str, Any], folder: str | Path) -> Path:
     """Write ``results.json``, ``report.html`` and ``summary.md`` into ``folder``; returns the page's path."""
+    from chaos.redact import redact_doc
     from chaos.report.html import render_html
     from chaos.report.markdown import experiment_markdown
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+    results = redact_doc(json.loads(json.dumps(results, default=str)))  # no secret reaches an artefact
+    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     (out / "summary.md").write_text(experiment_markdown(results), encoding="utf-8")
     page = out / HTML_NAME
     page.write_text(render_html(history, results, out), encoding="utf-8")

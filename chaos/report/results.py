@@ -56,7 +56,7 @@ from chaos.history import History, Outcome
 from chaos.report.series import completion_rate, time_span, windows_by_intended
 
 if TYPE_CHECKING:
-    from chaos.experiment import ExperimentResult
+    from chaos.run import RunResult
 
 __all__ = [
     "SCHEMA",
@@ -83,8 +83,11 @@ def suite_version() -> str:
 
 
 def pipeline_version(images: Mapping[str, Any] | None) -> str | None:
-    """The tag of the pipeline image reference (``pipeline-chaos/pipeline:c1-f638cbe470`` -> ``c1-f638cbe470``)."""
-    ref = (images or {}).get("pipeline")
+    """The tag of the pipeline's (first) own image (``pipeline-chaos/refpipe-pipeline:c1-f638cbe470`` ->
+    ``c1-f638cbe470``); images are keyed ``pipeline:<key>`` (older results: ``pipeline``)."""
+    imgs = images or {}
+    key = next((k for k in sorted(imgs) if k.startswith("pipeline:")), "pipeline")
+    ref = imgs.get(key)
     if not isinstance(ref, str) or not ref:
         return None
     name, _, digest = ref.partition("@")
@@ -266,6 +269,7 @@ def build_results(
         "started_at": _iso(started if isinstance(started, int) else None),
         "t0_us": t0,
         "wall_s": None if wall_s is None else round(wall_s, 2),
+        "pipeline": meta.get("pipeline"),
         "versions": {"suite": suite_version(), "pipeline": pipeline_version(images), "images": images},
         "load": meta.get("load"),
         "phases": phases,
@@ -280,8 +284,11 @@ def build_results(
     }
 
 
-def results_of(result: ExperimentResult) -> dict[str, Any]:
-    """The ``results.json`` document of a finished :class:`~chaos.experiment.ExperimentResult`."""
+def results_of(result: RunResult) -> dict[str, Any]:
+    """The ``results.json`` document of a finished run (:class:`~chaos.run.RunResult`)."""
+    gt = result.truth
+    counts = {} if gt is None else {"applied_rows": len(gt.applied),
+                                    "kafka_records": sum(len(r) for r in gt.records.values())}
     doc = build_results(
         result.history,
         verdicts=[v.to_dict() for v in result.verdicts],
@@ -289,13 +296,14 @@ def results_of(result: ExperimentResult) -> dict[str, Any]:
         wall_s=result.wall_s,
         name=result.name,
         defects=list(result.defects),
-        counts={"applied_rows": len(result.truth.applied), "kafka_records": len(result.truth.kafka)},
-        samples=list(getattr(result, "samples", None) or []),
+        counts=counts,
+        samples=list(result.samples),
         stats=result.stats,
     )
-    schedule = getattr(result, "schedule", None)
-    if schedule is not None:  # a randomised schedule (chaos.schedules): seed, profile, the exact steps
-        doc["schedule"] = schedule
+    doc["outcome"] = {"outcome": result.outcome, "reason": result.reason or None, "exit": result.exit_code}
+    if result.schedule is not None:  # a randomised schedule (chaos.schedules): seed, profile, the exact steps
+        doc["schedule"] = result.schedule
+    doc.update(result.extra)
     return doc
 
 

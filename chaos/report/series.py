@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from chaos.history import History, Op, Outcome
+from chaos.stats import nearest_rank
 
 __all__ = [
     "Window",
@@ -25,13 +26,6 @@ __all__ = [
     "time_span",
     "windows_by_intended",
 ]
-
-
-def nearest_rank(sorted_values: Sequence[int | float], q: float) -> float:
-    """Exact nearest-rank percentile (``q`` in [0, 1]) of an ascending, non-empty sequence."""
-    n = len(sorted_values)
-    rank = -(-round(q * 1000) * n // 1000)  # ceil(q * n) without float error, like the checkers
-    return sorted_values[min(max(rank, 1), n) - 1]
 
 
 def time_span(history: History) -> tuple[int, int]:

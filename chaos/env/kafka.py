@@ -1,0 +1,277 @@
+"""Kafka: the brokers' configuration, and introspection from the test process (admin, metadata, lag,
+raw records), always on the EXTERNAL listener (straight to the brokers, never through Toxiproxy).
+
+``request_metadata`` speaks one Kafka Metadata request (v4) on a socket to exactly one broker, written
+here because librdkafka cannot be pinned to one broker (a client bootstrapped on broker 1 answers from
+whichever broker it likes) and a partitioned or paused broker keeps serving a stale view.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from chaos.config import Settings
+from chaos.env.topology import BROKERS, KAFKA_CONTROLLER, KAFKA_EXTERNAL, KAFKA_INTERNAL, Topology
+
+KAFKA_LOG_DIR = "/var/tmp/kafka-logs"
+QUORUM_STATE = f"{KAFKA_LOG_DIR}/__cluster_metadata-0/quorum-state"
+
+KAFKA_LOG4J = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.clients.name = org.apache.kafka.clients
+logger.clients.level = WARN
+"""
+
+
+def client_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
+    """Config for the test process's own Kafka clients: quiet, bounded, IPv4 loopback."""
+    return {"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000, "broker.address.family": "v4",
+            "log.connection.close": False, "logger": logging.getLogger("chaos.kafka.client"), **extra}
+
+
+def broker_properties(i: int, topology: Topology, settings: Settings, external_port: int) -> str:
+    """``server.properties`` of broker ``i``: KRaft combined mode (all three are voters), one listener per
+    Kafka-talking service advertised as that service's proxy, durable defaults, test-cluster timings."""
+    s = settings
+    voters = ",".join(f"{b}@kafka-{b}:{KAFKA_CONTROLLER}" for b in BROKERS)
+    svc = list(topology.listeners.values())
+    listeners = [f"INTERNAL://:{KAFKA_INTERNAL}", f"CONTROLLER://:{KAFKA_CONTROLLER}",
+                 f"EXTERNAL://:{KAFKA_EXTERNAL}", *(f"{x.name}://:{x.port}" for x in svc)]
+    advertised = [f"INTERNAL://kafka-{i}:{KAFKA_INTERNAL}", f"EXTERNAL://127.0.0.1:{external_port}",
+                  *(f"{x.name}://toxiproxy:{x.proxy_port(i)}" for x in svc)]
+    protocols = ",".join(f"{n}:PLAINTEXT" for n in ("INTERNAL", "CONTROLLER", "EXTERNAL", *(x.name for x in svc)))
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": str(i),
+        "controller.quorum.voters": voters,
+        "listeners": ",".join(listeners),
+        "advertised.listeners": ",".join(advertised),
+        "listener.security.protocol.map": protocols,
+        "inter.broker.listener.name": "INTERNAL",
+        "controller.listener.names": "CONTROLLER",
+        "log.dirs": KAFKA_LOG_DIR,
+        # Durable defaults for a correct pipeline.
+        "default.replication.factor": "3",
+        "min.insync.replicas": "2",
+        "offsets.topic.replication.factor": "3",
+        "offsets.topic.num.partitions": "6",
+        "transaction.state.log.replication.factor": "3",
+        "transaction.state.log.min.isr": "2",
+        "transaction.state.log.num.partitions": "6",
+        "share.coordinator.state.topic.replication.factor": "3",
+        "share.coordinator.state.topic.min.isr": "2",
+        "unclean.leader.election.enable": "false",
+        "auto.create.topics.enable": "false",
+        # Test-cluster timings (see chaos.config): faster fencing, ISR shrink and group start.
+        "broker.session.timeout.ms": str(s.kafka_broker_session_timeout_ms),
+        "broker.heartbeat.interval.ms": str(s.kafka_broker_heartbeat_ms),
+        "replica.lag.time.max.ms": str(s.kafka_replica_lag_time_max_ms),
+        "group.initial.rebalance.delay.ms": "0",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": "5000",
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "num.recovery.threads.per.data.dir": "1",
+        "log.retention.check.interval.ms": "600000",
+    }
+    return "\n".join(f"{k}={v}" for k, v in props.items())
+
+
+def broker_script(heap: str) -> str:
+    """The broker container's command: write the configuration, format the storage, start the broker."""
+    return (
+        'printf "%s\\n" "$KAFKA_PROPERTIES" > /tmp/server.properties && '
+        'printf "%s\\n" "$KAFKA_LOG4J" > /tmp/log4j2.properties && '
+        'CP="/opt/kafka/libs/*"; LOG="-Dlog4j2.configurationFile=/tmp/log4j2.properties"; '
+        'java -Xmx96m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC $LOG -cp "$CP" kafka.tools.StorageTool '
+        'format -t "$KAFKA_CLUSTER_ID" -c /tmp/server.properties --ignore-formatted >/dev/null && '
+        f'exec java -Xms{heap} -Xmx{heap} -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:+ExitOnOutOfMemoryError '
+        '-Djava.awt.headless=true $LOG -cp "$CP" kafka.Kafka /tmp/server.properties'
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Introspection through librdkafka
+
+
+def watermarks(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, tuple[int, int]]:
+    md = consumer.list_topics(topic, timeout=timeout_s)
+    parts = sorted(md.topics[topic].partitions)
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s) for p in parts}
+
+
+def group_lag(bootstrap: str, group: str, topics: str | Sequence[str], timeout_s: float) -> int:
+    """Records in ``topics`` not yet covered by ``group``'s committed offsets."""
+    names = [topics] if isinstance(topics, str) else list(topics)
+    consumer = Consumer(client_config(bootstrap, **{"group.id": group, "enable.auto.commit": False}))
+    try:
+        lag = 0
+        for topic in names:
+            marks = watermarks(consumer, topic, timeout_s)
+            committed = consumer.committed([TopicPartition(topic, p) for p in marks], timeout=timeout_s)
+            for tp in committed:
+                lo, hi = marks[tp.partition]
+                pos = tp.offset if tp.offset >= 0 else lo
+                lag += max(0, hi - pos)
+        return lag
+    finally:
+        consumer.close()
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+
+
+def read_records(bootstrap: str, topic: str, timeout_s: float) -> list[RawRecord]:
+    """Every committed record of every partition (``read_committed``: records of aborted transactions are
+    not returned), from the beginning up to the high watermark at call time."""
+    consumer = Consumer(client_config(bootstrap, **{
+        "group.id": f"chaos-verify-{time.time_ns()}", "enable.auto.commit": False,
+        "auto.offset.reset": "earliest", "enable.partition.eof": True, "isolation.level": "read_committed"}))
+    try:
+        marks = watermarks(consumer, topic, timeout_s)
+        todo = {p for p, (lo, hi) in marks.items() if hi > lo}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in todo])
+        out: list[RawRecord] = []
+        deadline = time.monotonic() + timeout_s
+        while todo:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic} did not reach the end of every partition within {timeout_s} s; "
+                                   f"partitions left: {sorted(todo)}")
+            for msg in consumer.consume(num_messages=5000, timeout=0.5):
+                p, off = msg.partition(), msg.offset()
+                err = msg.error()
+                if err is not None:
+                    if err.code() == -191 and p is not None:  # _PARTITION_EOF: this partition is read
+                        todo.discard(p)
+                    continue
+                if p is None or off is None:
+                    continue
+                raw_headers: Any = msg.headers() or []
+                headers = [(str(k), v if isinstance(v, bytes | None) else str(v).encode()) for k, v in raw_headers]
+                out.append(RawRecord(p, off, msg.key(), msg.value(), headers))
+        return out
+    finally:
+        consumer.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# One Metadata request (v4) to one broker
+
+
+@dataclass(frozen=True)
+class PartitionView:
+    leader: int
+    replicas: list[int]
+    isrs: list[int]
+
+
+@dataclass(frozen=True)
+class TopicView:
+    error: int
+    partitions: dict[int, PartitionView]
+
+
+@dataclass(frozen=True)
+class BrokerView:
+    answered_by: int
+    brokers: list[int]
+    controller_id: int
+    topic: TopicView | None
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def take(self, fmt: str) -> Any:
+        value = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return value[0]
+
+    def string(self) -> str | None:
+        n = self.take(">h")
+        if n < 0:
+            return None
+        out = self.data[self.pos:self.pos + n].decode()
+        self.pos += n
+        return out
+
+    def ints(self) -> list[int]:
+        return [self.take(">i") for _ in range(max(0, self.take(">i")))]
+
+
+def request_metadata(host: str, port: int, topic: str | None, timeout_s: float, broker: int = -1) -> BrokerView:
+    """Send Metadata v4 for ``topic`` (or no topic) to host:port (broker id ``broker``); parse the answer."""
+    client = b"chaos"
+    topics = struct.pack(">i", 0) if topic is None else struct.pack(">ih", 1, len(topic.encode())) + topic.encode()
+    body = struct.pack(">hhih", 3, 4, 1, len(client)) + client + topics + b"\x00"  # no auto-creation
+    with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        sock.settimeout(timeout_s)
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", _recv_exact(sock, 4))[0]
+        r = _Reader(_recv_exact(sock, size))
+    if r.take(">i") != 1:
+        raise ValueError("Metadata answer with a foreign correlation id")
+    r.take(">i")  # throttle
+    brokers = []
+    for _ in range(r.take(">i")):
+        brokers.append(r.take(">i"))
+        r.string()
+        r.take(">i")
+        r.string()
+    r.string()  # cluster id
+    controller = r.take(">i")
+    view: TopicView | None = None
+    for _ in range(r.take(">i")):
+        err = r.take(">h")
+        name = r.string()
+        r.take(">b")  # internal
+        parts = {}
+        for _ in range(r.take(">i")):
+            r.take(">h")
+            pid = r.take(">i")
+            leader = r.take(">i")
+            parts[pid] = PartitionView(leader=leader, replicas=r.ints(), isrs=r.ints())
+        if name == topic:
+            view = TopicView(error=err, partitions=parts)
+    return BrokerView(answered_by=broker, brokers=sorted(brokers), controller_id=controller, topic=view)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("broker closed the connection")
+        buf += chunk
+    return bytes(buf)
+
+
+def admin_client(bootstrap: str) -> AdminClient:
+    return AdminClient(client_config(bootstrap))

@@ -1,0 +1,61 @@
+"""Load shapes, phase lengths and budgets shared by the experiments.
+
+Everything an experiment promises is a named value here, so a reader finds and changes it in one place.
+The nightly tier (``--chaos-tier=nightly``) runs the same experiments with longer phases and load. A
+pipeline whose contract needs another value says so in its adapter (``Pipeline.budgets``, with the
+reason beside it); :func:`run` takes it from there.
+
+The experiments name the pipeline's parts by role, so they run against any adapter: ``entry`` (the
+service that takes the client's writes), ``sink`` (the consumers that write the projection), and the
+links between them and Kafka and Postgres (``"entry->kafka"``, ``"sink->postgres"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chaos.checkers import Budget
+from chaos.config import Settings
+from chaos.workload import LoadSpec
+
+# Gate tier: 200 calls/s over 16 keys, several ops in flight per key.
+GATE_LOAD = LoadSpec(rate=200, keys=16, batch_size=1, max_in_flight=256)
+NIGHTLY_LOAD = LoadSpec(rate=300, keys=64, key_skew=0.8, batch_size=2, max_in_flight=512)
+
+
+@dataclass(frozen=True)
+class Phases:
+    before_s: float = 5.0  # steady-state load before the fault
+    during_s: float = 8.0  # how long the fault lasts
+    after_s: float = 6.0  # load after heal
+
+
+GATE_PHASES = Phases()
+NIGHTLY_PHASES = Phases(before_s=15.0, during_s=30.0, after_s=20.0)
+
+# Budgets. After a heal the pipeline must serve cleanly again; during a fault that the pipeline is
+# built to ride out (a broker lost, a database lost behind Kafka) the client must see no errors at all,
+# because the producer retries within its delivery timeout and Kafka buffers for the sinks.
+RIDE_OUT = {"during": Budget(max_error_rate=0.0), "after": Budget(max_error_rate=0.0)}
+# After a fault that breaks connections, clients reconnect (the generator's gRPC backoff is capped at
+# 500 ms): a few hundred milliseconds of errors right after the heal, under 10% of the after phase.
+RECOVER = {"after": Budget(max_error_rate=0.10)}
+CONVERGENCE_S = 60.0  # heal -> every event acknowledged before the heal applied
+
+
+def load(settings: Settings) -> LoadSpec:
+    return NIGHTLY_LOAD if settings.tier == "nightly" else GATE_LOAD
+
+
+def phases(settings: Settings) -> Phases:
+    return NIGHTLY_PHASES if settings.tier == "nightly" else GATE_PHASES
+
+
+def run(experiment, fault=None, *, defects=(), budgets=None, during_s=None, before_s=None):
+    """One experiment with the tier's load and phase lengths; returns its ExperimentResult."""
+    exp = experiment(defects=defects)
+    exp.load = load(exp.settings)
+    p = phases(exp.settings)
+    return exp.run(fault=fault, before_s=p.before_s if before_s is None else before_s,
+                   during_s=p.during_s if during_s is None else during_s, after_s=p.after_s,
+                   budgets=budgets, convergence_bound_s=exp.env.pipeline.budget("convergence_s", CONVERGENCE_S))

@@ -1,0 +1,26 @@
+"""The active KRaft controller is killed with SIGKILL, then started again.
+
+The remaining two voters elect a new controller; leadership of the dead broker's partitions moves.
+No error reaches the client (the producer retries within its delivery timeout), nothing is lost or
+doubled, and the pipeline converges after the restart.
+"""
+
+import pytest
+
+from chaos.experiments import common
+from chaos.faults import ActiveController, KillAndRestart
+
+pytestmark = pytest.mark.experiment
+
+
+
+def scenario(experiment, defects=()):
+    return common.run(experiment, KillAndRestart(ActiveController()), defects=defects, budgets=common.RECOVER)
+
+
+def check(result):
+    result.assert_ok()
+
+
+def test_active_controller_kill(experiment):
+    check(scenario(experiment))

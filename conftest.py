@@ -1,3 +1,0 @@
-"""Root conftest: loads the suite's pytest plugin for experiments/ and tests/."""
-
-pytest_plugins = ["chaos.pytest_plugin"]

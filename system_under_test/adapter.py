@@ -1,0 +1,234 @@
+"""The reference pipeline's adapter: refpipe described to the suite through the public API only.
+
+The services (``refpipe/``) know nothing of the suite; this module is the one place that describes them:
+the two services and their environment, the topic, the gRPC client and its error contract, the ground
+truth (``applied_log``, ``key_state``, JSON records) and the model (per-key sums), the defect switches
+and which experiments must catch each, and how the image is built (wheels downloaded on the host).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from chaos import stubs
+from chaos.adapter import (
+    AppliedRow,
+    BuildContext,
+    ConsumerGroup,
+    Db,
+    Defect,
+    Event,
+    GrpcHealth,
+    ImageRecipe,
+    ModelInput,
+    Outcome,
+    Pipeline,
+    ReadResult,
+    RecordRef,
+    Service,
+    Topic,
+    UndecodableRecord,
+    WriteResult,
+)
+from chaos.checkers import KeyState, Verdict, per_key_sums
+
+HERE = Path(__file__).resolve().parent
+PROTO = HERE / "proto" / "pipeline.proto"
+GRPC_PORT = 50051
+
+# gRPC codes that mean "definitely not applied" (system_under_test/README.md); anything else that is not
+# OK leaves the outcome uncertain.
+DEFINITE_FAILURES = ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION")
+# gRPC's default reconnect backoff grows to 120 s: after a fault on the entry link the client would keep
+# failing fast long after the heal. A load generator must measure the service, not its own backoff.
+CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                   ("grpc.max_reconnect_backoff_ms", 500)]
+
+
+class RefpipeClient:
+    """``pipeline.v1.Ingest``: ``Submit`` for one event, ``SubmitBatch`` for several, ``GetState`` to read."""
+
+    max_batch = 500
+
+    def __init__(self) -> None:
+        self.pb2, self.pb2_grpc = stubs.load(PROTO)
+        self.channel: Any = None
+        self.stub: Any = None
+
+    async def open(self, target: str) -> None:
+        import grpc.aio
+
+        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self.stub = self.pb2_grpc.IngestStub(self.channel)
+
+    async def close(self) -> None:
+        if self.channel is not None:
+            await self.channel.close()
+
+    @staticmethod
+    def _failure(exc: Exception) -> WriteResult:
+        import grpc.aio
+
+        if isinstance(exc, grpc.aio.AioRpcError):
+            code = exc.code()
+            outcome = Outcome.FAIL if code.name in DEFINITE_FAILURES else Outcome.UNKNOWN
+            return WriteResult(outcome, f"{code.name}: {exc.details()}"[:200])
+        return WriteResult(Outcome.UNKNOWN, repr(exc)[:200])  # transport surprises: may have reached it
+
+    async def write(self, events: Sequence[Event], timeout_s: float) -> Sequence[WriteResult]:
+        pb = self.pb2
+        msgs = [pb.Event(event_id=e.id, key=e.key, seq=e.seq, amount=e.amount) for e in events]
+        try:
+            if len(msgs) == 1:
+                ack = await self.stub.Submit(msgs[0], timeout=timeout_s)
+                return [WriteResult(Outcome.OK, None, ack.partition, ack.offset)]
+            resp = await self.stub.SubmitBatch(pb.EventBatch(events=msgs), timeout=timeout_s)
+        except Exception as exc:
+            return [self._failure(exc)] * len(msgs)
+        by_id = {r.event_id: r for r in resp.results}
+        out = []
+        for e in events:
+            r = by_id.get(e.id)
+            if r is None:
+                out.append(WriteResult(Outcome.UNKNOWN, "missing from batch answer"))
+            elif r.status == pb.ACKED:
+                out.append(WriteResult(Outcome.OK, None, r.partition, r.offset))
+            elif r.status == pb.REJECTED:
+                out.append(WriteResult(Outcome.FAIL, r.error or "rejected"))
+            else:
+                out.append(WriteResult(Outcome.UNKNOWN, r.error or "uncertain"))
+        return out
+
+    async def read(self, key: str, timeout_s: float) -> ReadResult:
+        try:
+            st = await self.stub.GetState(self.pb2.StateRequest(key=key), timeout=timeout_s)
+        except Exception as exc:
+            r = self._failure(exc)
+            return ReadResult(r.outcome, error=r.error)
+        return ReadResult(Outcome.OK, found=st.found, value=st.total, count=st.event_count, version=st.version)
+
+
+class RefpipeTruth:
+    """``applied_log`` (one row per application, serial id = position), ``key_state``, JSON records."""
+
+    def applied(self, db: Db) -> list[AppliedRow]:
+        rows = db.query("SELECT event_id, key, seq, amount, id, partition, kafka_offset FROM applied_log ORDER BY id")
+        return [AppliedRow(event_id=r[0], key=r[1], seq=int(r[2]), amount=int(r[3]), position=int(r[4]),
+                           source=("events", int(r[5]), int(r[6]))) for r in rows]
+
+    def applied_ids(self, db: Db) -> set[str]:
+        return {r[0] for r in db.query("SELECT DISTINCT event_id FROM applied_log")}
+
+    def count_applied(self, db: Db) -> int:
+        rows = db.query("SELECT count(*) FROM applied_log")
+        return int(rows[0][0]) if rows else 0
+
+    def state(self, db: Db) -> dict[str, KeyState]:
+        rows = db.query("SELECT key, total, event_count, version, last_seq FROM key_state")
+        return {r[0]: KeyState(key=r[0], total=int(r[1]), event_count=int(r[2]), version=int(r[3]),
+                               last_seq=int(r[4])) for r in rows}
+
+    def decode(self, topic: str, key: bytes | None, value: bytes | None,
+               headers: Sequence[tuple[str, bytes | None]]) -> RecordRef:
+        try:
+            doc = json.loads(value or b"")
+            return RecordRef(event_id=str(doc["event_id"]), key=str(doc["key"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UndecodableRecord(f"not a refpipe event: {exc}") from None
+
+
+def model(inp: ModelInput) -> list[Verdict]:
+    """refpipe's projection: each key's ``total`` and ``event_count`` are the sums over the distinct
+    events applied to it."""
+    return [per_key_sums(inp.history, inp.applied, inp.state)]
+
+
+# -- the image ----------------------------------------------------------------------------------------------
+
+
+def _inputs() -> list[Path]:
+    return sorted([HERE / "image" / "Dockerfile", *HERE.glob("requirements*.txt"), PROTO,
+                   *(HERE / "refpipe").glob("*.py")])
+
+
+def _prepare(ctx: BuildContext) -> None:
+    """Wheels downloaded on the host (HTTPS from inside a build may not be trusted), the code, the stubs."""
+    req = (HERE / "requirements.txt").read_bytes()
+    wheels = ctx.cache_dir / ("wheels-" + __import__("hashlib").sha256(req).hexdigest()[:10])
+    if not (wheels / "requirements.txt").exists():
+        ctx.log("downloading the reference pipeline's wheels from PyPI")
+        tmp = wheels.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with (ctx.log_dir / "pip.log").open("ab") as log:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+                            "--only-binary=:all:", "--python-version", "3.11", "--platform", "manylinux2014_x86_64",
+                            "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
+                            "--implementation", "cp", "-r", str(HERE / "requirements.txt"), "-d", str(tmp)],
+                           stdout=log, stderr=subprocess.STDOUT, timeout=ctx.timeout_s, check=True)
+        (tmp / "requirements.txt").write_bytes(req)
+        tmp.rename(wheels)
+    shutil.copytree(wheels, ctx.dir / "wheels")
+    shutil.copytree(HERE / "refpipe", ctx.dir / "app" / "refpipe", ignore=shutil.ignore_patterns("__pycache__"))
+    stubs.generate(PROTO, ctx.dir / "app" / "gen")
+    shutil.copy(HERE / "image" / "Dockerfile", ctx.dir / "Dockerfile")
+
+
+IMAGE = ImageRecipe(prepare=_prepare, inputs=_inputs)
+
+# -- the services -------------------------------------------------------------------------------------------
+
+_COMMON = {"KAFKA_BOOTSTRAP": "{kafka}", "KAFKA_TOPIC": "{topic[events]}", "PG_DSN": "{postgres_dsn}",
+           "PG_SCHEMA": "{schema}", "PIPELINE_DEFECTS": "{defects}", "LOG_LEVEL": "INFO", "METRICS_PORT": "9100"}
+
+INGEST = Service(
+    name="ingest", image="pipeline", command=("python", "-m", "refpipe.ingest"), roles=("entry",),
+    port=GRPC_PORT, talks_to=("kafka", "postgres"), ready=(GrpcHealth(),), metrics_port=9100,
+    env={**_COMMON, "INGEST_LISTEN": f"0.0.0.0:{GRPC_PORT}",
+         "PRODUCER_DELIVERY_TIMEOUT_MS": "{settings.producer_delivery_timeout_ms}",
+         "PRODUCER_REQUEST_TIMEOUT_MS": "{settings.producer_request_timeout_ms}"})
+
+PROJECTOR = Service(
+    name="projector", image="pipeline", command=("python", "-m", "refpipe.projector"), roles=("sink",),
+    replicas=2, talks_to=("kafka", "postgres"), consumes=("events",), ready=(ConsumerGroup(),), metrics_port=9100,
+    env={**_COMMON, "KAFKA_GROUP": "{group}", "PROJECTOR_ID": "{node}",
+         "CONSUMER_SESSION_TIMEOUT_MS": "{settings.consumer_session_timeout_ms}"})
+
+# -- the defect switches (system_under_test/README.md has what each models) ----------------------------------
+
+DEFECTS = (
+    Defect("acks1", "producer acks=1, idempotence off: an acknowledged write not yet replicated is lost when "
+           "the leader fails over", catches=("leader_isolated", "broker_split")),
+    Defect("acks0", "producer acks=0: 'acknowledged' before the broker has it", catches=("leader_isolated",)),
+    Defect("no_idempotence", "producer retries without idempotence: a retry after a lost response writes the "
+           "event twice", catches=("ingest_kafka_lost_acks",)),
+    Defect("commit_before_write", "offsets committed before the database transaction: a failed write loses the "
+           "batch", catches=("postgres_outage", "projector_crash_mid_batch")),
+    Defect("auto_commit", "offsets auto-committed in the background, ahead of the database",
+           catches=("postgres_outage",)),
+    Defect("no_dedup", "the dedup table is not consulted: a redelivered event is applied again",
+           catches=("projector_kafka_down", "second_fleet")),
+    Defect("no_conflict_retry", "an optimistic-lock conflict drops the key's update: a lost update",
+           catches=("write_conflicts",)),
+    Defect("stale_read", "state read outside the transaction, written back without a version check: a "
+           "concurrent writer's update is overwritten", catches=("second_fleet",)),
+)
+
+PIPELINE = Pipeline(
+    name="refpipe",
+    description="the reference pipeline: gRPC ingest -> Kafka -> projector group -> Postgres (per-key sums)",
+    services=(INGEST, PROJECTOR),
+    topics=(Topic("events", entry=True),),
+    client=RefpipeClient,
+    truth=RefpipeTruth(),
+    model=model,
+    defects=DEFECTS,
+    images={"pipeline": IMAGE},
+    order=True,
+)
