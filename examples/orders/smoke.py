@@ -18,7 +18,10 @@ What it does, on a private docker network ``orders-smoke-<random>`` (every conta
 4. a second correct sink in a new consumer group over the same schema: every order is a redelivery, the inbox skips
    them all;
 5. the defects: ``no_inbox`` (a new group over the same schema applies every order a second time) and
-   ``swallow_optimistic_lock`` (a new group into a fresh schema ``orders_b``: balances miss orders).
+   ``swallow_optimistic_lock`` (a new group into a fresh schema ``orders_b``: balances miss orders);
+6. a database outage (writes to customer_balance blocked for 25 s, statements time out after 10 s) under a correct sink
+   (schema ``orders_c``: batches fail, the consumer restarts, every order applied once) and a ``commit_before_write``
+   sink (schema ``orders_d``: the failed batches' orders are lost).
 
 Exit status 0 when every check held; the numbers are printed as one JSON object at the end.
 """
@@ -208,7 +211,8 @@ class Smoke:
         self.psql((HERE / "schema.sql").read_text(), schema=schema)
 
     def service_env(self, **extra: str) -> dict[str, str]:
-        env = {"KAFKA_BOOTSTRAP": "kafka:9092", "PG_HOST": "postgres", "PG_PORT": "5432", "PG_DB": PG_DB,
+        env = {"JAVA_HEAP": self.args.heap} if self.args.heap else {}
+        env |= {"KAFKA_BOOTSTRAP": "kafka:9092", "PG_HOST": "postgres", "PG_PORT": "5432", "PG_DB": PG_DB,
                "PG_USER": PG_USER, "PG_PASSWORD": self.password, "PG_SCHEMA": "orders_a"}
         env.update(extra)
         return env
@@ -228,6 +232,12 @@ class Smoke:
         code = int(sh("docker", "inspect", "-f", "{{.State.ExitCode}}", c).strip())
         self.results.setdefault("stop_seconds", {})[role] = round(took, 2)
         return code, self.logs(c)
+
+    def memory(self, roles: list[str]) -> dict[str, str]:
+        """Each container's memory use as docker stats shows it."""
+        out = sh("docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}",
+                 *[f"{self.name}-{r}" for r in roles], timeout=60)
+        return {ln.split()[0].removeprefix(self.name + "-"): ln.split()[1] for ln in out.splitlines() if ln.strip()}
 
     def applied_count(self, schema: str) -> int:
         return int(self.psql("select count(*) from orders", schema)[0][0])
@@ -284,6 +294,34 @@ class Smoke:
         self.get_order = lambda oid: stub.GetOrder(pb.GetOrderRequest(order_id=oid), timeout=5)
         return acked
 
+    def database_outage(self, acked: dict[str, tuple[str, int]]) -> None:
+        """Writes to customer_balance blocked for 25 s (EXCLUSIVE lock: reads pass, writes wait; statements time out
+        after 10 s) while two sinks start: the correct one restarts from its committed offsets and applies
+        everything; commit_before_write loses the batches whose offsets it had committed."""
+        for schema in ("orders_c", "orders_d"):
+            self.apply_schema(schema)
+        lock = subprocess.Popen(
+            ["docker", "exec", f"{self.name}-postgres", "psql", "-qAt", "-U", PG_USER, "-d", PG_DB, "-c",
+             "begin; lock table orders_c.customer_balance, orders_d.customer_balance in exclusive mode;"
+             " select pg_sleep(25); commit;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(1)
+            self.start_sink("sink-outage", "orders_c", "sink-outage")
+            self.start_sink("sink-cbw", "orders_d", "sink-cbw", "commit_before_write")
+            lock.wait(timeout=60)
+        finally:
+            if lock.poll() is None:
+                lock.kill()
+        n = len(acked)
+        wait_until(lambda: self.applied_count("orders_c") >= n, 90, "the correct sink to recover", 1)
+        time.sleep(12)  # the commit_before_write sink has read everything; let it finish what it still can
+        self.results["db_outage_correct"] = self.verify("orders_c", acked)
+        self.results["db_outage_commit_before_write"] = self.verify("orders_d", acked)
+        for role in ("sink-outage", "sink-cbw"):
+            _, log = self.stop(role)
+            stopped = [ln for ln in log.splitlines() if "sink stopped:" in ln]
+            self.results[f"{role}_failed_batches"] = stat(stopped, "failed_batches")
+
     # -- checks ---------------------------------------------------------------------------------------------
 
     def verify(self, schema: str, acked: dict[str, tuple[str, int]]) -> dict[str, Any]:
@@ -336,6 +374,7 @@ class Smoke:
         acked = self.place_orders(api_port)
         n = len(acked)
         wait_until(lambda: self.applied_count("orders_a") >= n, 120, f"the sink to apply {n} orders", 1)
+        self.results["memory_after_load"] = self.memory(["api", "pricer", "sink", "kafka", "postgres"])
         time.sleep(2)  # anything applied twice would show now
         self.results["correct"] = self.verify("orders_a", acked)
         sample = list(acked)[:5]
@@ -370,6 +409,7 @@ class Smoke:
         _, log = self.stop("sink-swallow")
         stopped = [ln for ln in log.splitlines() if "sink stopped:" in ln]
         self.results["defect_swallow_lost_updates_logged"] = stat(stopped, "lost_updates")
+        self.database_outage(acked)
         for role in ("api", "pricer"):
             code, _ = self.stop(role)
             self.results[f"{role}_exit_code"] = code
@@ -387,6 +427,10 @@ class Smoke:
             and self.results["pricer_exit_code"] == 0,
             "inbox skips redeliveries": self.results["redelivered_all_skipped"]["duplicated"] == 0,
             "no_inbox duplicates": ni["duplicated"] == n,
+            "db outage: correct sink recovers": self.results["db_outage_correct"]["missing"] == 0
+            and self.results["db_outage_correct"]["duplicated"] == 0
+            and (self.results["sink-outage_failed_batches"] or 0) > 0,
+            "db outage: commit_before_write loses": self.results["db_outage_commit_before_write"]["missing"] > 0,
             "swallow loses balance updates": not d["balances_equal_acked_sums"] and d["balance_cents_missing"] != 0
             and d["duplicated"] == 0 and d["missing"] == 0,
         }
@@ -418,6 +462,7 @@ def main() -> int:
     parser.add_argument("--image", default="",
                         help="the orders image to use (default: build pipeline-chaos/orders:smoke)")
     parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--heap", default="", help="JAVA_HEAP for the services (default: the image's, 160m)")
     parser.add_argument("--customers", type=int, default=4, help="few customers = contention on their balances")
     args = parser.parse_args()
 
@@ -436,7 +481,8 @@ def main() -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
         try:
-            for role in ("api", "pricer", "sink", "sink2", "sink-noinbox", "sink-swallow", "kafka", "postgres"):
+            for role in ("api", "pricer", "sink", "sink2", "sink-noinbox", "sink-swallow", "sink-outage", "sink-cbw",
+                         "kafka", "postgres"):
                 log = smoke.logs(f"{smoke.name}-{role}")
                 if log.strip() and "No such container" not in log:
                     (smoke.tmp / f"{role}.log").write_text(log)

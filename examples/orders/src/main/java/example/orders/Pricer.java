@@ -21,6 +21,7 @@ import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import org.apache.kafka.clients.consumer.CloseOptions;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -254,7 +255,7 @@ public final class Pricer {
         }
         if (consumer != null) {
             try {
-                consumer.close(Duration.ofSeconds(5));
+                consumer.close(CloseOptions.timeout(Duration.ofSeconds(5)));
             } catch (RuntimeException e) {
                 log.debug("consumer close: {}", Logs.brief(e));
             }
@@ -274,8 +275,10 @@ public final class Pricer {
                 throw new IllegalArgumentException("order_id or customer empty");
             }
         } catch (Exception e) {
-            undecodable.incrementAndGet();
-            log.warn("skipping undecodable record {}-{}@{}: {}", rec.topic(), rec.partition(), rec.offset(), Logs.brief(e));
+            if (undecodable.incrementAndGet() <= Logs.INDIVIDUAL_WARNINGS) {
+                log.warn("skipping undecodable record {}-{}@{} (the first {} are logged, all are counted): {}",
+                        rec.topic(), rec.partition(), rec.offset(), Logs.INDIVIDUAL_WARNINGS, Logs.brief(e));
+            }
             return null;
         }
         long total = 0;

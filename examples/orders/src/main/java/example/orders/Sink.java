@@ -33,6 +33,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import org.apache.kafka.clients.consumer.CloseOptions;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -177,7 +178,7 @@ public final class Sink {
                         .property("hibernate.default_schema", cfg.pg().schema)
                         .property("hibernate.jdbc.time_zone", "UTC")
                         .createEntityManagerFactory();
-                log.info("Hibernate ready for schema {} (validated) in {} ms", cfg.pg().schema,
+                log.info("Hibernate started, schema {} validated, in {} ms", cfg.pg().schema,
                         TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0));
                 return true;
             } catch (RuntimeException e) {
@@ -258,11 +259,14 @@ public final class Sink {
                     failedBatches.incrementAndGet();
                 }
                 restarts.incrementAndGet();
-                log.warn("{}; offsets not committed, restarting the consumer from the committed offsets in {} ms",
-                        Logs.brief(e), backoff);
+                log.warn("{}; {}, restarting the consumer from the committed offsets in {} ms", Logs.brief(e),
+                        cfg.has(Defects.COMMIT_BEFORE_WRITE)
+                                ? "DEFECT commit_before_write: its offsets were committed before the write,"
+                                        + " the batch is lost"
+                                : "offsets not committed", backoff);
             } finally {
                 try {
-                    consumer.close(Duration.ofSeconds(5));
+                    consumer.close(CloseOptions.timeout(Duration.ofSeconds(5)));
                 } catch (RuntimeException e) {
                     log.debug("consumer close: {}", Logs.brief(e));
                 }
@@ -343,8 +347,10 @@ public final class Sink {
                 throw new IllegalArgumentException("order_id or customer empty");
             }
         } catch (Exception e) {
-            undecodable.incrementAndGet();
-            log.warn("skipping undecodable record {}-{}@{}: {}", rec.topic(), rec.partition(), rec.offset(), Logs.brief(e));
+            if (undecodable.incrementAndGet() <= Logs.INDIVIDUAL_WARNINGS) {
+                log.warn("skipping undecodable record {}-{}@{} (the first {} are logged, all are counted): {}",
+                        rec.topic(), rec.partition(), rec.offset(), Logs.INDIVIDUAL_WARNINGS, Logs.brief(e));
+            }
             return Outcome.SKIPPED;
         }
         boolean inbox = !cfg.has(Defects.NO_INBOX);
@@ -379,9 +385,12 @@ public final class Sink {
             if (conflict(e) == Conflict.NONE) {
                 throw e;
             }
-            lostUpdates.incrementAndGet();
-            log.warn("DEFECT swallow_optimistic_lock: balance update of order {} (customer {}) conflicted and was dropped: {}",
-                    p.getOrderId(), p.getCustomer(), Logs.brief(e));
+            if (lostUpdates.incrementAndGet() > Logs.INDIVIDUAL_WARNINGS) {
+                return o;
+            }
+            log.warn("DEFECT swallow_optimistic_lock: balance update of order {} (customer {}) conflicted and was dropped"
+                    + " (the first {} are logged, all are counted as lost_updates): {}",
+                    p.getOrderId(), p.getCustomer(), Logs.INDIVIDUAL_WARNINGS, Logs.brief(e));
         }
         return o;
     }

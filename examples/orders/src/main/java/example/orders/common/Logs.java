@@ -6,7 +6,7 @@ import java.util.Set;
 /**
  * slf4j-simple set up from LOG_LEVEL before the first logger exists: one line per event on stdout, this
  * example's own loggers at LOG_LEVEL (default INFO), the libraries (Kafka, Hibernate, HikariCP, gRPC) at WARN,
- * or at INFO when LOG_LEVEL is DEBUG or TRACE.
+ * or at INFO when LOG_LEVEL is DEBUG or TRACE. Hibernate's own SQL error lines are off unless DEBUG/TRACE.
  */
 public final class Logs {
     private static final Set<String> LEVELS = Set.of("TRACE", "DEBUG", "INFO", "WARN", "ERROR");
@@ -29,8 +29,16 @@ public final class Logs {
         System.setProperty(p + "showShortLogName", "true");
         System.setProperty(p + "defaultLogLevel", verbose ? "info" : "warn");
         System.setProperty(p + "log.example.orders", level.toLowerCase(Locale.ROOT));
+        if (!verbose) {
+            // Hibernate logs every SQL error (several lines each); the sink classifies and counts them itself.
+            System.setProperty(p + "log.org.hibernate.orm.jdbc.error", "off");
+            System.setProperty(p + "log.org.hibernate.orm.jdbc.warn", "off");
+        }
         System.setProperty("org.jboss.logging.provider", "slf4j");
     }
+
+    /** How many individual lines a repeated per-record warning gets; after that it is only counted. */
+    public static final long INDIVIDUAL_WARNINGS = 10;
 
     /** One line, no stack trace: the class and message of an exception and of its root cause. */
     public static String brief(Throwable t) {
