@@ -31,9 +31,8 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Properties;
 import java.util.Set;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -107,11 +106,7 @@ public final class Api {
     private final Config cfg;
     private final Producers producers;
     private final HealthStatusManager health = new HealthStatusManager();
-    private final ScheduledExecutorService timers = Executors.newSingleThreadScheduledExecutor(r -> {
-        Thread t = new Thread(r, "ack-timeouts");
-        t.setDaemon(true);
-        return t;
-    });
+    private final ScheduledThreadPoolExecutor timers = ackTimers();
     private final HikariDataSource db;
     private final AtomicLong placed = new AtomicLong();
     private final AtomicLong invalid = new AtomicLong();
@@ -119,6 +114,17 @@ public final class Api {
     private final AtomicLong uncertain = new AtomicLong();
     private final AtomicLong reads = new AtomicLong();
     private final AtomicLong readErrors = new AtomicLong();
+
+    /** One thread for the acknowledgement deadlines; a cancelled deadline leaves the queue at once. */
+    private static ScheduledThreadPoolExecutor ackTimers() {
+        ScheduledThreadPoolExecutor t = new ScheduledThreadPoolExecutor(1, r -> {
+            Thread th = new Thread(r, "ack-timeouts");
+            th.setDaemon(true);
+            return th;
+        });
+        t.setRemoveOnCancelPolicy(true);
+        return t;
+    }
 
     Api(Config cfg) {
         this.cfg = cfg;

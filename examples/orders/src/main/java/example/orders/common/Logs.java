@@ -6,7 +6,8 @@ import java.util.Set;
 /**
  * slf4j-simple set up from LOG_LEVEL before the first logger exists: one line per event on stdout, this
  * example's own loggers at LOG_LEVEL (default INFO), the libraries (Kafka, Hibernate, HikariCP, gRPC) at WARN,
- * or at INFO when LOG_LEVEL is DEBUG or TRACE. Hibernate's own SQL error lines are off unless DEBUG/TRACE.
+ * or at INFO when LOG_LEVEL is DEBUG or TRACE. Hibernate's own SQL error lines are off and Kafka's
+ * NetworkClient logs errors only, unless DEBUG/TRACE.
  */
 public final class Logs {
     private static final Set<String> LEVELS = Set.of("TRACE", "DEBUG", "INFO", "WARN", "ERROR");
@@ -33,6 +34,8 @@ public final class Logs {
             // Hibernate logs every SQL error (several lines each); the sink classifies and counts them itself.
             System.setProperty(p + "log.org.hibernate.orm.jdbc.error", "off");
             System.setProperty(p + "log.org.hibernate.orm.jdbc.warn", "off");
+            // Two WARN lines per reconnect attempt (about one a second per broker) while a broker is down.
+            System.setProperty(p + "log.org.apache.kafka.clients.NetworkClient", "error");
         }
         System.setProperty("org.jboss.logging.provider", "slf4j");
     }
