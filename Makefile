@@ -7,7 +7,7 @@ setup:
 images: setup
 
 experiments: setup
-	uv run --frozen pytest experiments/
+	uv run --frozen pytest chaos/experiments
 
 test: setup
 	uv run --frozen pytest tests/
@@ -21,21 +21,21 @@ lint:
 
 # The defect detection matrix (5 repetitions of every defect x experiment pair, and the correct pipeline).
 matrix: setup
-	uv run --frozen pytest experiments/test_detection_matrix.py --chaos-tier=matrix --chaos-repeat=5
+	uv run --frozen pytest chaos/experiments/test_detection_matrix.py --chaos-tier=matrix --chaos-repeat=5
 
 # The nightly tier: longer phases and load, nightly-only experiments included.
 nightly: setup
-	uv run --frozen pytest experiments/ --chaos-tier=nightly
+	uv run --frozen pytest chaos/experiments --chaos-tier=nightly
 
 # A reduced detection check for every push: four defects, each against the experiment that catches it.
 detect: setup
-	uv run --frozen pytest experiments/test_detection_matrix.py --chaos-tier=matrix \
-	  -k "commit_before_write-postgres_outage or no_dedup-projector_kafka_down or acks1-leader_isolated or no_idempotence-ingest_kafka_lost_acks"
+	uv run --frozen pytest chaos/experiments/test_detection_matrix.py --chaos-tier=matrix \
+	  -k "commit_before_write-postgres_outage or no_dedup-sink_kafka_down or acks1-leader_isolated or no_idempotence-entry_kafka_lost_acks"
 
 # Randomised fault schedules (Hypothesis) against the correct pipeline; the profile from CHAOS_HYPOTHESIS_PROFILE
 # (dev | ci | nightly; default dev, ci when CI is set). Replay one: CHAOS_REPLAY=<replay.json> make random-schedules
 random-schedules: setup
-	uv run --frozen pytest experiments/test_random_schedules.py --chaos-tier=nightly
+	uv run --frozen pytest chaos/experiments/test_random_schedules.py --chaos-tier=nightly
 
 # The proof that random schedules find a defect nobody pointed them at: with commit_before_write switched on,
 # a nightly-profile run must fail (a failing schedule found, shrunk, reported), and replaying the recorded
@@ -43,12 +43,12 @@ random-schedules: setup
 NIGHTLY_PROOF_DEFECT ?= commit_before_write
 nightly-proof: setup
 	@rm -rf reports/nightly-proof
-	@CHAOS_REPORT_DIR=reports/nightly-proof uv run --frozen pytest experiments/test_random_schedules.py \
+	@CHAOS_REPORT_DIR=reports/nightly-proof uv run --frozen pytest chaos/experiments/test_random_schedules.py \
 	  --chaos-tier=nightly --chaos-hypothesis-profile=nightly --chaos-defects=$(NIGHTLY_PROOF_DEFECT) \
 	  --chaos-hypothesis-shrink-time-s=$${CHAOS_HYPOTHESIS_SHRINK_TIME_S:-240}; rc=$$?; \
 	  [ $$rc -eq 1 ] || { echo "nightly-proof: the nightly run should have failed (exit $$rc)"; exit 1; }
 	@m=$$(ls reports/nightly-proof/*/random_schedules/minimal-replay.json | head -1); echo "replaying $$m"; \
-	  CHAOS_REPORT_DIR=reports/nightly-proof uv run --frozen pytest experiments/test_random_schedules.py \
+	  CHAOS_REPORT_DIR=reports/nightly-proof uv run --frozen pytest chaos/experiments/test_random_schedules.py \
 	  --chaos-tier=nightly --chaos-replay=$$m; rc=$$?; \
 	  [ $$rc -eq 1 ] || { echo "nightly-proof: the replay should have failed (exit $$rc)"; exit 1; }; \
 	  echo "nightly-proof: found, shrunk and replayed a failing schedule for $(NIGHTLY_PROOF_DEFECT)"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from chaos.adapter import load_pipeline
 from chaos.checkers import phase_stats
 from chaos.config import Settings
 from chaos.env import Environment
@@ -30,7 +31,7 @@ def run_load(env: Environment, settings: Settings, spec: LoadSpec, seconds: floa
              stall: bool = False) -> tuple[LoadGenerator, History]:
     env.deploy(name)
     history = History()
-    gen = LoadGenerator(env.endpoints.grpc, spec, history, cache_dir=settings.cache_dir, seed=7,
+    gen = LoadGenerator(env.pipeline.client, env.endpoints.grpc, spec, history, seed=7,
                         rpc_timeout_s=settings.rpc_timeout_s, id_prefix=name)
     gen.start(phase="warmup")
     time.sleep(4.0)
@@ -88,7 +89,8 @@ def main() -> None:
     ap.add_argument("--skip-stall", action="store_true")
     args = ap.parse_args()
     settings = Settings.from_env()
-    with Environment(settings, resolve(settings)) as env:
+    pipeline = load_pipeline(settings.pipeline)
+    with Environment(settings, resolve(settings, pipeline), pipeline) as env:
         hold(env, settings, args.hold_s)
         if not args.skip_ramp:
             ramp(env, settings, [int(r) for r in args.rates.split(",")])

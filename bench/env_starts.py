@@ -16,6 +16,7 @@ import statistics
 import sys
 import time
 
+from chaos.adapter import load_pipeline
 from chaos.config import Settings
 from chaos.env import LABEL_RUN, Environment
 from chaos.images import resolve
@@ -26,11 +27,12 @@ def main() -> int:
     ap.add_argument("n", type=int, help="how many starts")
     args = ap.parse_args()
     settings = Settings.from_env()
-    images = resolve(settings)
+    pipeline = load_pipeline(settings.pipeline)
+    images = resolve(settings, pipeline)
     times: list[float] = []
     failures = 0
     for i in range(1, args.n + 1):
-        env = Environment(settings, images)
+        env = Environment(settings, images, pipeline)
         t0 = time.monotonic()
         try:
             env.start()

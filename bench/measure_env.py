@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+from chaos.adapter import load_pipeline
 from chaos.config import Settings
 from chaos.env import LABEL_RUN, Environment
 from chaos.history import History
@@ -66,10 +67,11 @@ def main() -> None:
     ap.add_argument("--load-s", type=float, default=30.0)
     args = ap.parse_args()
     settings = Settings.from_env()
-    images = resolve(settings)
+    pipeline = load_pipeline(settings.pipeline)
+    images = resolve(settings, pipeline)
     starts: list[float] = []
     for n in range(args.starts):
-        env = Environment(settings, images)
+        env = Environment(settings, images, pipeline)
         try:
             env.start()
             assert env.started_s is not None
@@ -78,17 +80,17 @@ def main() -> None:
             if n == args.starts - 1:
                 t = time.monotonic()
                 dep = env.deploy("measure")
-                print(f"pipeline deploy: {time.monotonic() - t:.1f} s ({dep.topic})")
+                print(f"pipeline deploy: {time.monotonic() - t:.1f} s ({dep.tag})")
                 peaks: dict[str, float] = {}
                 totals: list[float] = []
                 stop = threading.Event()
                 sampler = threading.Thread(target=sample_memory, args=(env, stop, peaks, totals), daemon=True)
                 sampler.start()
                 gen = LoadGenerator(
+                    pipeline.client,
                     env.endpoints.grpc,
                     LoadSpec(rate=200, keys=16),
                     History(),
-                    cache_dir=settings.cache_dir,
                     seed=1,
                     rpc_timeout_s=10,
                     id_prefix="m",

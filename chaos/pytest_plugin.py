@@ -243,7 +243,8 @@ def experiment(chaos_env: Environment, chaos_settings: Settings, request: pytest
         # [acks1-broker_split] must not share one), and a second experiment of one test gets a suffix.
         base = name or _slug(request.node.nodeid)
         defects = tuple(dict.fromkeys([*chaos_settings.defect_list(), *defects]))
-        suffix = f"-{'+'.join(defects)}" if defects and not name else ""
+        named = defects and all(d in base for d in defects)  # the parameter id names them already
+        suffix = f"-{'+'.join(defects)}" if defects and not name and not named else ""
         if any(e.name == base + suffix for e in made):
             suffix += f"-{len(made) + 1}"
         exp = Experiment(chaos_env, chaos_settings, base + suffix, defects=tuple(defects), load=load,

@@ -131,53 +131,14 @@ ensure_python() {
 # ------------------------------------------------------------------------------------------------------
 # The images
 #
-# `python -m chaos.images status` (exit 0) means nothing is to be built. Otherwise the plan below asks
-# chaos.images which source `ensure` would use (the same choice as chaos.images.resolve: the local images
-# when they are all there, else the official ones when they are all there or a registry answers, else a
-# local build; the registry is probed once, here, and `ensure` is then told the source) and which build
-# steps would run, each step with the tool it runs. The cache paths are those of LocalBuilder.kafka_libs
-# and LocalBuilder.toxiproxy_binary. Output lines: "source <local|official>",
-# "need <command> <Debian package> <what needs it>", "base_by_hand <command>" (the Debian base image,
-# made without this script; debootstrap runs only as root).
+# `python -m chaos.images status` (exit 0) means nothing is to be built. Otherwise `python -m chaos.images
+# plan` says which source `ensure` would use (a registry is probed once, there, and `ensure` is then told
+# the source) and which host tool each missing image's build runs (the pipeline's own images included).
+# Output lines: "source <local|official>", "need <command> <Debian package> <what needs it>",
+# "base_by_hand <command>" (the Debian base image, made without this script; debootstrap runs only as root).
 
 images_plan() {
-  uv run --frozen python - <<'PY'
-import sys
-
-from chaos import images as im
-from chaos.config import Settings
-
-try:
-    s = Settings.from_env()
-except ValueError as exc:
-    sys.exit(f"error: {exc}")
-local = im.local_tags()
-source = s.image_source
-if source == "auto":
-    if all(im.image_present(t) for t in local.values()):
-        source = "local"
-    elif all(im.image_present(t) for t in im.official_tags().values()):
-        source = "official"
-    elif im._try_pull(im.OFFICIAL["toxiproxy"], s.registry_probe_timeout_s):
-        source = "official"  # a registry answers
-    else:
-        source = "local"
-print("source", source)
-overridden = {role for role in im.ROLES if getattr(s, f"image_{role}")}
-missing = [r for r in im.ROLES if r not in overridden and not im.image_present(local[r])] if source == "local" else []
-if missing and not im.image_present(im.base_tag()):
-    print("need debootstrap debootstrap the Debian base image", im.base_tag(),
-          f"(every local image is built on it; missing: {', '.join(missing)})")
-    rootfs = "/tmp/chaos-rootfs"
-    print("base_by_hand", f"sudo debootstrap --variant=minbase {im.DEBIAN_SUITE} {rootfs} && sudo tar -C {rootfs} -c . "
-          f"| docker import --change 'LABEL {im.LABEL}={im.CONTRACT_VERSION}' - {im.base_tag()} && sudo rm -rf {rootfs}")
-jar = s.cache_dir / f"kafka-{im.KAFKA_VERSION}" / "libs" / f"kafka_2.13-{im.KAFKA_VERSION}.jar"
-if "kafka" in missing and not jar.exists():
-    print("need mvn maven the Kafka image", local["kafka"], f"(to fetch Kafka's jars: none in {jar.parent})")
-binary = s.cache_dir / f"toxiproxy-{im.TOXIPROXY_VERSION}" / "toxiproxy"
-if "toxiproxy" in missing and not binary.exists():
-    print("need go golang-go the Toxiproxy image", local["toxiproxy"], f"(to build its server: none at {binary})")
-PY
+  uv run --frozen python -m chaos.images plan
 }
 
 ensure_images() {

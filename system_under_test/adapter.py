@@ -21,6 +21,7 @@ from chaos.adapter import (
     AppliedRow,
     BuildContext,
     ConsumerGroup,
+    Database,
     Db,
     Defect,
     Event,
@@ -207,13 +208,13 @@ DEFECTS = (
            "the leader fails over", catches=("leader_isolated", "broker_split")),
     Defect("acks0", "producer acks=0: 'acknowledged' before the broker has it", catches=("leader_isolated",)),
     Defect("no_idempotence", "producer retries without idempotence: a retry after a lost response writes the "
-           "event twice", catches=("ingest_kafka_lost_acks",)),
+           "event twice", catches=("entry_kafka_lost_acks",)),
     Defect("commit_before_write", "offsets committed before the database transaction: a failed write loses the "
-           "batch", catches=("postgres_outage", "projector_crash_mid_batch")),
+           "batch", catches=("postgres_outage", "sink_crash_mid_batch")),
     Defect("auto_commit", "offsets auto-committed in the background, ahead of the database",
            catches=("postgres_outage",)),
     Defect("no_dedup", "the dedup table is not consulted: a redelivered event is applied again",
-           catches=("projector_kafka_down", "second_fleet")),
+           catches=("sink_kafka_down", "second_fleet")),
     Defect("no_conflict_retry", "an optimistic-lock conflict drops the key's update: a lost update",
            catches=("write_conflicts",)),
     Defect("stale_read", "state read outside the transaction, written back without a version check: a "
@@ -225,6 +226,8 @@ PIPELINE = Pipeline(
     description="the reference pipeline: gRPC ingest -> Kafka -> projector group -> Postgres (per-key sums)",
     services=(INGEST, PROJECTOR),
     topics=(Topic("events", entry=True),),
+    # the projector creates its own tables; key_state is what a competing writer would contend on
+    database=Database(contended_table="key_state", key_column="key", version_column="version"),
     client=RefpipeClient,
     truth=RefpipeTruth(),
     model=model,

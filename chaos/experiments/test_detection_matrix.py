@@ -11,6 +11,7 @@ the failing invariants, an example) is printed at the end and written to ``<repo
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -28,6 +29,11 @@ def cases(config: pytest.Config) -> list[tuple[str, str]]:
     """(defect, experiment) for every defect and every experiment it must be caught by, then ("none", e)."""
     pipeline = pipeline_of(config)
     pairs = [(d.name, e) for d in pipeline.defects for e in d.catches]
+    known = {p.stem.removeprefix("test_") for p in Path(__file__).parent.glob("test_*.py")}
+    unknown = sorted({e for _, e in pairs if e not in known})
+    if unknown:
+        raise pytest.UsageError(f"pipeline {pipeline.name}: Defect.catches names no experiment of the catalogue: "
+                                f"{', '.join(unknown)}; experiments: {', '.join(sorted(known))}")
     return pairs + [("none", e) for e in dict.fromkeys(e for _, e in pairs)]
 
 

@@ -85,13 +85,14 @@ class Schedule:
         return [(at, action, i) for at, _, action, i in sorted(evs, key=lambda e: (e[0], e[1]))]
 
     def run(self, env: Environment, stop: threading.Event | None = None, *, tick: Callable[[], None] | None = None,
-            on_inject: Hook | None = None, on_heal: Callable[[int, Step, float, BaseException | None], None] | None
-            = None) -> list[dict[str, Any]]:
+            on_injecting: Hook | None = None, on_inject: Hook | None = None,
+            on_heal: Callable[[int, Step, float, BaseException | None], None] | None = None) -> list[dict[str, Any]]:
         """Run the schedule; returns the timeline (``{"t_s", "action", ...describe()}`` per event).
 
         ``tick`` is called about every 0.1 s while waiting (it may raise to end the schedule: everything
-        active is then healed and the exception propagates); ``on_inject(i, step)`` after each injection;
-        ``on_heal(i, step, seconds, error)`` after each heal, successful or not."""
+        active is then healed and the exception propagates); ``on_injecting(i, step)`` just before and
+        ``on_inject(i, step)`` just after each injection; ``on_heal(i, step, seconds, error)`` after each
+        heal, successful or not."""
         self.validate(env)
         stop = stop or threading.Event()
         t0 = time.monotonic()
@@ -124,6 +125,8 @@ class Schedule:
                         return timeline
                 step = self.steps[i]
                 if action == "inject":
+                    if on_injecting is not None:
+                        on_injecting(i, step)
                     active.append(i)
                     step.fault.inject(env)
                     timeline.append({"t_s": round(time.monotonic() - t0, 3), "action": "inject",

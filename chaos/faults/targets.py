@@ -326,6 +326,8 @@ def target(spec: Target | str) -> Target:
         return _SIMPLE[s]
     if s in _INFRA:
         return Node(s)
+    if re.fullmatch(r"kafka-\d+", s):
+        raise ValueError(f"unknown role {spec!r}: the brokers are kafka-1, kafka-2 and kafka-3")
     m = re.fullmatch(r"leader:(?:([A-Za-z0-9._-]+):)?(\d+)", s)
     if m:
         return LeaderOf(int(m.group(2)), m.group(1))

@@ -59,7 +59,7 @@ class GamedayObserver:
         if kind == "deploy" and self.on_deploy is not None and self.target.deployment is not None \
                 and outcome == "ok" and "topics" in detail:
             self.on_deploy(self.target.deployment)
-        if kind != "end":
+        if kind != "end" and outcome != "started":
             self.view.event(text)
         step = detail.pop("step", None)
         self.journal.write(kind, outcome, step=step, **detail)

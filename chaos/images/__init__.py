@@ -199,6 +199,20 @@ def _try_pull(ref: str, timeout: float) -> bool:
 # Resolution
 
 
+def choose_source(settings: Settings, *, probe: bool) -> str:
+    """``local`` or ``official``: the setting, or for ``auto`` the local images when they are all built, the
+    official ones when they are all present or (``probe``) a registry answers, else local (to be built)."""
+    if settings.image_source != "auto":
+        return settings.image_source
+    if all(image_present(r) for r in local_tags().values()):
+        return "local"
+    if all(image_present(r) for r in official_tags().values()):
+        return "official"
+    if probe and _try_pull(OFFICIAL["toxiproxy"], settings.registry_probe_timeout_s):
+        return "official"  # a registry answers
+    return "local"
+
+
 def resolve(settings: Settings, pipeline: Pipeline | None = None, *, build: bool = False,
             log: Callable[[str], None] = print) -> ImageSet:
     """Decide which images this run uses; build or pull them only when ``build`` is true.
@@ -211,17 +225,8 @@ def resolve(settings: Settings, pipeline: Pipeline | None = None, *, build: bool
             "toxiproxy": settings.image_toxiproxy, "nethelper": settings.image_nethelper,
         }.items() if ref
     }
-    source = settings.image_source
+    source = choose_source(settings, probe=build)
     local, official = local_tags(), official_tags()
-    if source == "auto":
-        if all(image_present(r) for r in local.values()):
-            source = "local"
-        elif all(image_present(r) for r in official.values()):
-            source = "official"
-        elif build and _try_pull(OFFICIAL["toxiproxy"], settings.registry_probe_timeout_s):
-            source = "official"  # a registry answers
-        else:
-            source = "local"
     refs = {**(local if source == "local" else official), **overrides}
     mine = pipeline_tags(pipeline, source) if pipeline is not None else {}
     missing = [role for role in ROLES if role not in overrides and not image_present(refs[role])]
@@ -259,31 +264,50 @@ def resolve(settings: Settings, pipeline: Pipeline | None = None, *, build: bool
     return ImageSet(source=source, refs=refs, pipeline=mine)
 
 
-def needed_tools(settings: Settings, pipeline: Pipeline | None) -> dict[str, list[str]]:
-    """Host tools the missing images need to be built: tool -> the images that need it (empty when every
-    image is present). The set-up script installs or names them before anything is built."""
-    tools: dict[str, list[str]] = {}
+DEBIAN_PACKAGES = {"debootstrap": "debootstrap", "mvn": "maven", "go": "golang-go"}  # tool -> Debian package
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What ``ensure`` would do: the source it would use, and each host tool a missing image's build runs
+    (``needs``: tool, Debian package, what needs it), checked before anything is built."""
+
+    source: str
+    needs: list[tuple[str, str, str]]
+    base_by_hand: str  # how to make the Debian base without this suite (debootstrap runs only as root)
+
+
+def build_plan(settings: Settings, pipeline: Pipeline | None) -> BuildPlan:
+    """The source ``resolve(..., build=True)`` would choose (a registry is probed once, only for ``auto``
+    when neither image set is present) and the tools the missing images need."""
     local = local_tags()
-    if settings.image_source in ("auto", "local"):
-        missing = [r for r in ROLES if not getattr(settings, f"image_{r}") and not image_present(local[r])]
-        cache = settings.cache_dir
-        if missing and not image_present(base_tag()):
-            tools.setdefault("debootstrap", []).append("the Debian base")
-        jar = cache / f"kafka-{KAFKA_VERSION}" / "libs" / f"kafka_2.13-{KAFKA_VERSION}.jar"
-        if "kafka" in missing and not jar.exists():
-            tools.setdefault("mvn", []).append("kafka")
-        if "toxiproxy" in missing and not (cache / f"toxiproxy-{TOXIPROXY_VERSION}" / "toxiproxy").exists():
-            tools.setdefault("go", []).append("toxiproxy")
-    if pipeline is not None:
-        source = "official" if settings.image_source == "official" else "local"
-        mine = pipeline_tags(pipeline, source)
-        for key, ref in mine.items():
-            if not image_present(ref):
-                for tool in pipeline.images[key].tools:
-                    tools.setdefault(tool, []).append(f"{pipeline.name}:{key}")
-                if source == "local" and not image_present(base_tag()):
-                    tools.setdefault("debootstrap", []).append("the Debian base")
-    return {k: sorted(set(v)) for k, v in tools.items()}
+    source = choose_source(settings, probe=True)
+    needs: list[tuple[str, str, str]] = []
+    missing = [r for r in ROLES if not getattr(settings, f"image_{r}") and not image_present(local[r])] \
+        if source == "local" else []
+    mine = pipeline_tags(pipeline, source) if pipeline is not None else {}
+    missing_mine = [k for k, ref in mine.items() if not image_present(ref)]
+    base = base_tag()
+    if (missing or (missing_mine and source == "local")) and not image_present(base):
+        needs.append(("debootstrap", "debootstrap", f"the Debian base image {base} (every local image is built on "
+                                                    f"it; missing: {', '.join(missing + missing_mine)})"))
+    cache = settings.cache_dir
+    jar = cache / f"kafka-{KAFKA_VERSION}" / "libs" / f"kafka_2.13-{KAFKA_VERSION}.jar"
+    if "kafka" in missing and not jar.exists():
+        needs.append(("mvn", "maven", f"the Kafka image {local['kafka']} (to fetch Kafka's jars: none in "
+                                      f"{jar.parent})"))
+    binary = cache / f"toxiproxy-{TOXIPROXY_VERSION}" / "toxiproxy"
+    if "toxiproxy" in missing and not binary.exists():
+        needs.append(("go", "golang-go", f"the Toxiproxy image {local['toxiproxy']} (to build its server: none at "
+                                         f"{binary})"))
+    for key in missing_mine:
+        assert pipeline is not None
+        for tool in pipeline.images[key].tools:
+            needs.append((tool, DEBIAN_PACKAGES.get(tool, tool), f"{pipeline.name}'s {key} image {mine[key]}"))
+    rootfs = "/tmp/chaos-rootfs"
+    by_hand = (f"sudo debootstrap --variant=minbase {DEBIAN_SUITE} {rootfs} && sudo tar -C {rootfs} -c . | docker "
+               f"import --change 'LABEL {LABEL}={CONTRACT_VERSION}' - {base} && sudo rm -rf {rootfs}")
+    return BuildPlan(source=source, needs=needs, base_by_hand=by_hand)
 
 
 def _pull_official(settings: Settings, refs: dict[str, str], missing: list[str],

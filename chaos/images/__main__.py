@@ -1,10 +1,11 @@
-"""``python -m chaos.images [ensure|status|tools]``: build or report the images this run would use.
+"""``python -m chaos.images [ensure|status|plan]``: build or report the images this run would use.
 
 ``ensure`` builds or pulls what is missing (nothing when every image is current), ``status`` reports and
-exits 1 when something is missing, ``tools`` prints the host commands the missing images need to be built
-(one per line: ``<tool> <image>,...``; nothing when none is needed), which the set-up script installs or
-names before anything is built. The pipeline's own images come from its adapter (``--pipeline``,
-``CHAOS_PIPELINE`` or ``[tool.pipeline-chaos] pipeline``).
+exits 1 when something is missing, ``plan`` prints what ``ensure`` would need, for the set-up script:
+``source <local|official>``, then ``need <tool> <Debian package> <what needs it>`` per host tool a missing
+image's build runs, and ``base_by_hand <command>`` (making the Debian base without the suite). The
+pipeline's own images come from its adapter (``--pipeline``, ``CHAOS_PIPELINE`` or ``[tool.pipeline-chaos]
+pipeline``).
 """
 
 from __future__ import annotations
@@ -15,22 +16,25 @@ import time
 
 from chaos.adapter import Pipeline, load_pipeline
 from chaos.config import Settings
-from chaos.images import ImageError, needed_tools, resolve
+from chaos.images import ImageError, build_plan, resolve
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos.images", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("ensure", "status", "tools"), nargs="?", default="ensure",
+    parser.add_argument("command", choices=("ensure", "status", "plan"), nargs="?", default="ensure",
                         help="ensure: build/pull what is missing (no-op when current); status: report only; "
-                             "tools: the host tools the missing images need")
+                             "plan: the source and the host tools the missing images need")
     parser.add_argument("--pipeline", help="the pipeline's adapter (module:attr or an entry point name)")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(pipeline=args.pipeline)
         pipeline: Pipeline | None = load_pipeline(settings.pipeline) if settings.pipeline else None
-        if args.command == "tools":
-            for tool, images in needed_tools(settings, pipeline).items():
-                print(f"{tool} {','.join(images)}")
+        if args.command == "plan":
+            plan = build_plan(settings, pipeline)
+            print("source", plan.source)
+            for tool, package, what in plan.needs:
+                print("need", tool, package, what)
+            print("base_by_hand", plan.base_by_hand)
             return 0
         started = time.monotonic()
         images = resolve(settings, pipeline, build=args.command == "ensure",

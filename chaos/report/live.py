@@ -96,7 +96,7 @@ class Progress:
         self._started = time.monotonic()
 
     def event(self, kind: str, text: str, outcome: str = "ok", **detail: Any) -> None:
-        if kind in ("phase", "inject", "heal", "abort", "stop", "verify"):
+        if kind in ("phase", "inject", "heal", "abort", "stop", "verify") and outcome != "started":
             if kind == "heal":
                 self._healed = (str(detail.get("step", "")), time.monotonic())
             _emit(self.line(text))

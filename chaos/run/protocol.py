@@ -485,6 +485,9 @@ class Run:
         method = self.plan.method
         self.step_status = {i: "planned" for i in range(len(method.steps))}
 
+        def on_injecting(i: int, step: Step) -> None:
+            self.observer.event("inject", f"injecting {step.label()}", "started", step=step.label(), spec=step.spec)
+
         def on_inject(i: int, step: Step) -> None:
             self._inject_us[i] = now_us()
             self.step_status[i] = "active"
@@ -504,7 +507,8 @@ class Run:
                                 error=str(error) if error else None)
 
         try:
-            method.run(self.env, tick=lambda: self._tick(True), on_inject=on_inject, on_heal=on_heal)
+            method.run(self.env, tick=lambda: self._tick(True), on_injecting=on_injecting, on_inject=on_inject,
+                       on_heal=on_heal)
         finally:
             self.heal_at_us = now_us()
             self.fault_windows.sort(key=lambda w: w["start_us"])

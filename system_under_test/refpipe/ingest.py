@@ -29,8 +29,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import Counter, Histogram, start_http_server
 
-from refpipe import db
-from refpipe.settings import (
+from . import db
+from .settings import (
     ErrorLogThrottle,
     IngestSettings,
     configure_logging,

@@ -28,8 +28,8 @@ from prometheus_client import Counter, Histogram, start_http_server
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from refpipe import db
-from refpipe.settings import (
+from . import db
+from .settings import (
     ErrorLogThrottle,
     ProjectorSettings,
     configure_logging,

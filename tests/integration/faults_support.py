@@ -21,6 +21,7 @@ from confluent_kafka import Producer
 
 from chaos import stubs
 from chaos.env import Environment, kafka_client_config
+from system_under_test.adapter import PROTO
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
 
@@ -38,7 +39,7 @@ def submit_latencies_ms(env: Environment, n: int, *, key: str = "probe", deadlin
     """``n`` sequential Submit calls through the grpc link; latency of each acknowledged call, in ms."""
     import grpc
 
-    pb2, pb2_grpc = stubs.load(env.settings.cache_dir)
+    pb2, pb2_grpc = stubs.load(PROTO, env.settings.cache_dir)
     out = []
     with grpc.insecure_channel(env.endpoints.grpc) as ch:
         stub = pb2_grpc.IngestStub(ch)

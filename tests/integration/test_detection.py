@@ -9,7 +9,7 @@ nothing else that would point elsewhere, while the correct pipeline passes the s
 
 import pytest
 
-from experiments.test_postgres_outage import scenario as postgres_outage
+from chaos.experiments.test_postgres_outage import scenario as postgres_outage
 
 pytestmark = pytest.mark.integration
 

@@ -17,6 +17,7 @@ import pytest
 from chaos.config import Settings
 from chaos.env import LABEL_RUN, Environment, EnvironmentError_
 from chaos.images import resolve
+from system_under_test.adapter import PIPELINE
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,7 @@ REPORTED_WITHIN_S = 10.0  # from the broker's exit to the error
 
 def test_a_broker_that_exits_at_start_is_reported_with_its_status_and_log() -> None:
     settings = Settings.from_env().replace(kafka_heap="1k", env_start_timeout_s=120.0)
-    env = Environment(settings, resolve(settings, build=False))
+    env = Environment(settings, resolve(settings, PIPELINE), PIPELINE)
     started = time.monotonic()
     try:
         with pytest.raises(EnvironmentError_) as caught:

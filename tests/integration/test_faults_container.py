@@ -17,9 +17,9 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from chaos.env import Environment, kafka_client_config, wait_until
+from chaos.env.readiness import grpc_serving
 from chaos.faults import (
     ActiveController,
-    Ingest,
     Isolate,
     Kill,
     LeaderOf,
@@ -27,9 +27,9 @@ from chaos.faults import (
     Minority,
     Node,
     Pause,
-    Projector,
     Restart,
     RollingRestart,
+    Service,
     Stop,
     target,
 )
@@ -40,11 +40,12 @@ pytestmark = pytest.mark.integration
 
 def test_roles_needing_a_pipeline_fail_clearly_before_injection(chaos_env: Environment) -> None:
     chaos_env.undeploy()
-    for t, role in ((Projector(), "Projector"), (Ingest(), "Ingest"), (LeaderOf(0), "LeaderOf")):
+    for t, role in ((Service("projector"), "Service\\('projector'\\)"), (Service("ingest"), "Service\\('ingest'\\)"),
+                    (LeaderOf(0), "LeaderOf")):
         with pytest.raises(ValueError, match=f"{role} needs a deployed pipeline"):
             Pause(t).inject(chaos_env)
-    with pytest.raises(ValueError, match=r"unknown role 'leaders'; accepted: broker, brokers, controller"):
-        Pause("leaders")
+    with pytest.raises(ValueError, match=r"unknown role 'kafka-9': the brokers are kafka-1, kafka-2 and kafka-3"):
+        Pause("kafka-9")
     with pytest.raises(ValueError, match=r"unknown node 'kafka-7'; accepted: kafka-1, kafka-2, kafka-3, postgres"):
         Kill(Node("kafka-7")).inject(chaos_env)
     assert all(chaos_env.container(n).status == "running" for n in chaos_env.node_names())
@@ -82,7 +83,7 @@ def test_roles_resolve_to_what_the_cluster_says(env: Environment) -> None:
     minority, majority = Minority().nodes(env), Majority().nodes(env)
     assert len(minority) == 1 and len(majority) == 2
     assert ActiveController().nodes(env)[0] in Minority(include=ActiveController()).nodes(env)
-    assert Projector(2).nodes(env) == ["projector-2"] and target("ingest").nodes(env) == ["ingest"]
+    assert Service("projector", 2).nodes(env) == ["projector-2"] and target("ingest").nodes(env) == ["ingest"]
 
 
 def test_pause_stalls_requests_until_unpaused(env: Environment) -> None:
@@ -121,7 +122,7 @@ def test_kill_stop_and_restart(env: Environment) -> None:
     assert env.container(leader).status == "running"
     env.wait_recovered()
 
-    group = env.deployment.group
+    group = env.deployment.groups["projector"]
     clients: list[AdminClient] = []  # kept alive to the end: never garbage-collected from librdkafka's threads
 
     def members() -> int:
@@ -132,20 +133,21 @@ def test_kill_stop_and_restart(env: Environment) -> None:
 
     wait_until(lambda: members() == 2, env.settings.pipeline_ready_timeout_s, "both projectors in the group")
     t = time.monotonic()
-    with Stop(Projector(1)).active(env):
+    with Stop(Service("projector", 1)).active(env):
         c = env.container("projector-1")
         assert c.status == "exited" and c.attrs["State"]["ExitCode"] == 0  # SIGTERM: finished and left
         wait_until(lambda: members() == 1, env.settings.fault_step_timeout_s, "projector-1 to leave the group")
         left_s = time.monotonic() - t
     wait_until(lambda: members() == 2, env.settings.pipeline_ready_timeout_s, "projector-1 to rejoin")
     print(f"graceful stop: projector-1 left the group after {left_s:.1f} s (session timeout "
-          f"{env.settings.projector_session_timeout_ms / 1000:.0f} s)")
-    assert left_s < env.settings.projector_session_timeout_ms / 1000
+          f"{env.settings.consumer_session_timeout_ms / 1000:.0f} s)")
+    assert left_s < env.settings.consumer_session_timeout_ms / 1000
 
     started = env.container("ingest").attrs["State"]["StartedAt"]
-    with Restart(Ingest()).active(env):
+    with Restart(Service("ingest")).active(env):
         assert env.container("ingest").attrs["State"]["StartedAt"] != started
-    wait_until(env._ingest_serving, env.settings.pipeline_ready_timeout_s, "ingest to serve again")
+    wait_until(lambda: grpc_serving(env.entry_address())[0], env.settings.pipeline_ready_timeout_s,
+               "ingest to serve again")
     assert len(submit_latencies_ms(env, 3)) == 3
 
 

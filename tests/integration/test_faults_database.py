@@ -31,9 +31,8 @@ HOLD_S = 4.0  # how long the locks are held: well under refpipe's statement_time
 @pytest.fixture(scope="module")
 def env(chaos_env: Environment) -> Iterator[Environment]:
     chaos_env.deploy("faults-database")
-    gen = LoadGenerator(chaos_env.endpoints.grpc, LoadSpec(rate=100, keys=8), History(),
-                        cache_dir=chaos_env.settings.cache_dir, seed=7, rpc_timeout_s=chaos_env.settings.rpc_timeout_s,
-                        id_prefix="dbf").start()
+    gen = LoadGenerator(chaos_env.pipeline.client, chaos_env.endpoints.grpc, LoadSpec(rate=100, keys=8), History(),
+                        seed=7, rpc_timeout_s=chaos_env.settings.rpc_timeout_s, id_prefix="dbf").start()
     try:
         yield chaos_env
     finally:
@@ -47,7 +46,7 @@ def total(env: Environment, name: str) -> float:
 
 def applied(env: Environment) -> int:
     assert env.deployment is not None
-    return truth.count_applied(env.endpoints.pg_conninfo(), env.deployment.schema)
+    return truth.count_applied(env, env.deployment)
 
 
 def wait_applying(env: Environment, what: str) -> None:

@@ -26,6 +26,7 @@ from chaos.faults import (
     SlowClose,
     Toxic,
 )
+from system_under_test.adapter import PROTO
 from tests.integration.faults_support import deployed, h2_probe, median, submit_latencies_ms
 
 pytestmark = pytest.mark.integration
@@ -57,14 +58,14 @@ def test_latency_on_all_links_to_kafka_in_one_step(env: Environment) -> None:
 
 def test_latency_either_direction_and_toxicity(env: Environment) -> None:
     base = median(submit_latencies_ms(env, 7))
-    with Latency("grpc", 300, stream="upstream").active(env):
+    with Latency("client-ingest", 300, stream="upstream").active(env):
         up = median(submit_latencies_ms(env, 5))  # requests wait
-    with Latency("grpc", 300, stream="downstream").active(env):
+    with Latency("client-ingest", 300, stream="downstream").active(env):
         down = median(submit_latencies_ms(env, 5))  # answers wait
     after = median(submit_latencies_ms(env, 7))
     # toxicity is per connection: about half of the fresh connections are delayed, the others not
     first = median([h2_probe(env).first_byte_ms or 0 for _ in range(5)])
-    with Latency("grpc", 300, toxicity=0.5).active(env):
+    with Latency("client-ingest", 300, toxicity=0.5).active(env):
         firsts = [h2_probe(env).first_byte_ms or 0 for _ in range(20)]
     slow = sum(1 for t in firsts if t >= 250)
     print(f"Submit median: base {base:.0f} ms, +300 upstream {up:.0f} ms, +300 downstream {down:.0f} ms, "
@@ -77,7 +78,7 @@ def test_latency_either_direction_and_toxicity(env: Environment) -> None:
 
 
 def test_bandwidth_black_hole_reset_and_link_down(env: Environment) -> None:
-    pb2, pb2_grpc = stubs.load(env.settings.cache_dir)
+    pb2, pb2_grpc = stubs.load(PROTO, env.settings.cache_dir)
     big = pb2.Event(event_id="too-big", key="k" * 200_000, seq=1, amount=1)  # 200 KB, rejected by the service
 
     def send_big() -> tuple[float, grpc.StatusCode]:
@@ -94,25 +95,25 @@ def test_bandwidth_black_hole_reset_and_link_down(env: Environment) -> None:
 
     base_s, code = send_big()
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    with Bandwidth("grpc", rate_kbps=100, stream="upstream").active(env):
+    with Bandwidth("client-ingest", rate_kbps=100, stream="upstream").active(env):
         slow_s, code = send_big()
     after_s, _ = send_big()
     print(f"200 KB request: {base_s * 1000:.0f} ms, at 100 KB/s {slow_s * 1000:.0f} ms, after {after_s * 1000:.0f} ms")
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert 1.5 <= slow_s <= 6 and base_s < 0.8 and after_s < 0.8
 
-    with BlackHole("grpc").active(env):
+    with BlackHole("client-ingest").active(env):
         hole = h2_probe(env, timeout_s=2)
         with grpc.insecure_channel(env.endpoints.grpc) as ch, pytest.raises(grpc.RpcError) as err:
             pb2_grpc.IngestStub(ch).Submit(pb2.Event(event_id="bh", key="k", seq=1, amount=1), timeout=2)
     assert hole.end == "timeout" and hole.received == 0, hole
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
-    with ResetPeer("grpc", timeout_ms=0).active(env):
+    with ResetPeer("client-ingest", timeout_ms=0).active(env):
         reset = h2_probe(env, until_close=True, timeout_s=3)
     assert reset.end in ("reset", "eof") and reset.received == 0 and reset.end_ms < 1000, reset
 
-    with LinkDown("grpc").active(env):
+    with LinkDown("client-ingest").active(env):
         down = h2_probe(env, until_close=True, timeout_s=3)
     assert down.end in ("refused", "eof", "reset") and down.received == 0 and down.end_ms < 1000, down
 
@@ -123,19 +124,19 @@ def test_bandwidth_black_hole_reset_and_link_down(env: Environment) -> None:
 def test_slow_close_slicer_and_limit_data(env: Environment) -> None:
     closed = h2_probe(env, send=HTTP1_REQUEST, until_close=True, timeout_s=5)
     assert closed.end in ("eof", "reset") and closed.end_ms < 500, closed
-    with SlowClose("grpc", delay_ms=1500).active(env):
+    with SlowClose("client-ingest", delay_ms=1500).active(env):
         lingering = h2_probe(env, send=HTTP1_REQUEST, until_close=True, timeout_s=5)
     print(f"server close seen after {closed.end_ms:.0f} ms, with slow_close 1500 ms after {lingering.end_ms:.0f} ms")
     assert lingering.end in ("eof", "reset") and 1400 <= lingering.end_ms <= 3500, lingering
 
     whole = h2_probe(env, until_close=False, min_bytes=9)
-    with Slicer("grpc", average_size=1, delay_us=20_000).active(env):
+    with Slicer("client-ingest", average_size=1, delay_us=20_000).active(env):
         sliced = h2_probe(env, until_close=False, min_bytes=9, timeout_s=5)
     print(f"first 9 bytes: {whole.chunks} chunk(s) in {whole.end_ms:.0f} ms; sliced: {sliced.chunks} chunks "
           f"in {sliced.end_ms:.0f} ms")
     assert sliced.chunks >= 5 and sliced.end_ms >= 100, sliced
 
-    with LimitData("grpc", bytes_=5).active(env):
+    with LimitData("client-ingest", bytes_=5).active(env):
         limited = h2_probe(env, until_close=True, timeout_s=3)
     assert limited.received == 5 and limited.end in ("eof", "reset"), limited
     full = h2_probe(env, min_bytes=9)
@@ -144,11 +145,11 @@ def test_slow_close_slicer_and_limit_data(env: Environment) -> None:
 
 def test_bad_toxics_fail_before_anything_is_injected(env: Environment) -> None:
     with pytest.raises(ValueError, match="accepted: latency, bandwidth"):
-        Toxic("grpc", "lag", {"latency": 1})
+        Toxic("client-ingest", "lag", {"latency": 1})
     with pytest.raises(ValueError, match="accepted: rate"):
-        Toxic("grpc", "bandwidth", {"speed": 1})
+        Toxic("client-ingest", "bandwidth", {"speed": 1})
     with pytest.raises(ValueError, match="stream 'sideways' is not one of upstream, downstream"):
-        Latency("grpc", 10, stream="sideways")
+        Latency("client-ingest", 10, stream="sideways")
     with pytest.raises(ValueError, match="no link matches 'kafka-9'; links: grpc, ingest-kafka-1"):
         Latency("kafka-9", 10).inject(env)
     assert all(not env.toxiproxy.toxics(name) for name in env.links)

@@ -74,7 +74,7 @@ HOLD_TOXIC = """name = "hold-toxic"
 """ + QUICK + """
 [[method]]
 fault = "latency"
-links = "projector-pg"
+links = "projector-postgres"
 latency_ms = 20
 duration_s = 120
 """

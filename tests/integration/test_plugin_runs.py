@@ -45,9 +45,10 @@ def test_reports_follow_the_test_outcome_per_parameter(tmp_path: Path) -> None:
     (tmp_path / "test_inner.py").write_text(INNER)
     reports = tmp_path / "reports"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "chaos.pytest_plugin",
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          str(tmp_path / "test_inner.py"),
          "--rootdir", str(tmp_path), f"--chaos-report-dir={reports}", "--chaos-defects=no_dedup",
+         "--chaos-pipeline=system_under_test.adapter:PIPELINE",
          "--chaos-progress-interval=off"],
         capture_output=True, text=True, timeout=INNER_TIMEOUT_S, cwd=REPO, check=False)
     out = proc.stdout + proc.stderr

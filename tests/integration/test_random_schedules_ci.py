@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from chaos.schedules import CI_SEED, PROFILES, load_replay
-from experiments.test_random_schedules import explore, new_session, replay
+from chaos.experiments.test_random_schedules import explore, new_session, replay
+from chaos.schedules import CI_SEED, PROFILES, Shape, load_replay
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def test_ci_profile_passes_and_its_schedule_replays_identically(chaos_env, chaos
     assert summary["passed"] and summary["seed"] == CI_SEED and summary["profile"] == "ci"
 
     first = session.examples[0]
-    recorded = load_replay(first["replay"])
+    recorded = load_replay(first["replay"], Shape.of(chaos_env.topology))
     assert recorded.seed == CI_SEED and recorded.profile == "ci" and recorded.outcome["ok"]
     results = json.loads((Path(first["replay"]).parent / "results.json").read_text())
     assert results["schedule"]["steps"] == first["steps"] and results["schedule"]["seed"] == CI_SEED
@@ -40,5 +40,5 @@ def test_ci_profile_passes_and_its_schedule_replays_identically(chaos_env, chaos
     assert entry["ok"]
     assert entry["steps"] == first["steps"]  # the identical schedule: specs, start times, durations
     assert entry["workload_seed"] == first["workload_seed"]
-    ran = load_replay(entry["replay"]).outcome["executed"]
+    ran = load_replay(entry["replay"], Shape.of(chaos_env.topology)).outcome["executed"]
     assert [f["name"] for f in ran] == [f["name"] for f in recorded.outcome["executed"]]

@@ -85,7 +85,7 @@ def states_for(rows: Sequence[AppliedRow]) -> list[KeyState]:
         a = agg.setdefault(r.key, [0, 0, 0])
         a[0] += r.amount
         a[1] += 1
-        a[2] = r.seq
+        a[2] = r.seq or 0
     return [KeyState(k, t, n, n, last) for k, (t, n, last) in agg.items()]
 
 

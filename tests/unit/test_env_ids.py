@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from chaos import env
+from chaos.env import environment
 
 
 def test_an_id_that_would_begin_with_a_dash_is_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -14,7 +15,7 @@ def test_an_id_that_would_begin_with_a_dash_is_drawn_again(monkeypatch: pytest.M
     dashed = uuid.UUID(bytes=b"\xf8" + bytes(15))
     plain = uuid.UUID(bytes=b"\x10" + bytes(15))
     draws = iter([dashed, dashed, plain])
-    monkeypatch.setattr(env.uuid, "uuid4", lambda: next(draws))
+    monkeypatch.setattr(environment.uuid, "uuid4", lambda: next(draws))
     cid = env.kraft_cluster_id()
     assert not cid.startswith("-")
     assert len(cid) == 22 and cid == "EAAAAAAAAAAAAAAAAAAAAA"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from chaos.adapter import Database
 from chaos.config import Settings
-from chaos.env import Link
+from chaos.env import Deployment, Link, Topology
 from chaos.faults import (
     ActiveController,
     AnyBroker,
@@ -26,15 +28,17 @@ from chaos.faults import (
     NetEm,
     Node,
     Pause,
-    Projector,
     Schedule,
     SecondFleet,
+    Service,
+    Services,
     Slicer,
     Step,
     TerminateBackends,
     Toxic,
     active_faults,
     heal_all,
+    links_matching,
     target,
 )
 from chaos.faults.partition import (
@@ -44,23 +48,37 @@ from chaos.faults.partition import (
     plan_partition,
     remove_chains_script,
 )
+from system_under_test.adapter import PIPELINE
 
 
 @dataclass
 class FakeEnv:
+    """What the targets read of an environment, with the reference pipeline's topology; ``deployed`` makes
+    its service nodes exist (no engine, no containers)."""
+
     run_id: str = "unit"
     settings: Settings = field(default_factory=lambda: Settings(seed=3))
     deployment: Any = None
-    nodes: tuple[str, ...] = ("kafka-1", "kafka-2", "kafka-3", "postgres", "toxiproxy")
-    links: dict[str, Link] = field(default_factory=lambda: {
-        n: Link(n, "", "") for n in ("grpc", "ingest-kafka-1", "ingest-kafka-2", "ingest-kafka-3", "projector-pg")})
+    topology: Topology = field(default_factory=lambda: Topology(PIPELINE))
+
+    @property
+    def links(self) -> dict[str, Link]:
+        return self.topology.links
 
     def node_names(self) -> list[str]:
-        return list(self.nodes)
+        infra = ["kafka-1", "kafka-2", "kafka-3", "postgres", "toxiproxy"]
+        return infra + (self.topology.service_nodes() if self.deployment is not None else [])
+
+    def service_nodes(self, service: str) -> list[str]:
+        return self.topology.nodes_of(service) if self.deployment is not None else []
 
 
-def env() -> Any:
-    return FakeEnv()
+def env(deployed: bool = False) -> Any:
+    e = FakeEnv()
+    if deployed:
+        e.deployment = Deployment(name="unit", tag="unit_1", topics={"events": "events.unit_1"}, groups={},
+                                  schema="exp_unit_1", defects=(), pipeline=PIPELINE)
+    return e
 
 
 # -- roles ----------------------------------------------------------------------------------------
@@ -68,7 +86,9 @@ def env() -> Any:
 
 @pytest.mark.parametrize(("spec", "expected"), [
     ("kafka-2", Node("kafka-2")), ("leader:4", LeaderOf(4)), ("controller", ActiveController()),
-    ("broker", AnyBroker()), ("minority", Minority()), ("majority", Majority()), ("projector-2", Projector(2)),
+    ("broker", AnyBroker()), ("minority", Minority()), ("majority", Majority()),
+    ("projector-2", Service("projector", 2)), ("sink", Service("sink")), ("all:sink", Services("sink")),
+    ("leader:orders.priced:1", LeaderOf(1, "orders.priced")),
 ])
 def test_role_strings(spec: str, expected: object) -> None:
     assert target(spec) == expected
@@ -77,20 +97,31 @@ def test_role_strings(spec: str, expected: object) -> None:
 
 def test_a_target_without_a_role_string_shows_its_repr() -> None:
     assert str(Minority(seed=3)) == "Minority(seed=3, include=None)"
-    assert str(LeaderOf(1, topic="other")) == "LeaderOf(partition=1, topic='other')"
-    assert Kill(Projector(1)).params()["target"] == "projector-1"
+    assert Kill(Service("projector", 1)).params()["target"] == "projector-1"
 
 
-def test_unknown_role_names_the_accepted_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown role 'leaders'; accepted: broker, brokers, controller, "
-                                         r"leader:<partition>, minority, majority, projector"):
-        target("leaders")
-    with pytest.raises(ValueError, match="unknown role"):
-        Pause("kafka-9")  # fails at construction, before any environment is touched
+def test_unknown_roles_are_refused_before_anything_is_touched() -> None:
+    with pytest.raises(ValueError, match="unknown role 'kafka-9': the brokers are kafka-1, kafka-2 and kafka-3"):
+        Pause("kafka-9")  # at construction
+    with pytest.raises(ValueError, match="unknown role 'Leader!'"):
+        target("Leader!")
+    with pytest.raises(ValueError, match=r"no service or role 'leaders' in pipeline refpipe; services: ingest, "
+                                         r"projector; roles: entry, sink"):
+        Kill("leaders").validate(env(deployed=True))  # a service name is known only to the pipeline
+
+
+def test_services_and_roles_resolve_to_replicas() -> None:
+    e = env(deployed=True)
+    assert Service("sink", 2).nodes(e) == ["projector-2"]
+    assert Service("entry").nodes(e) == ["ingest"]
+    assert Services("sink").nodes(e) == ["projector-1", "projector-2"]
+    assert Service("projector").nodes(e)[0] in ("projector-1", "projector-2")
+    with pytest.raises(ValueError, match=r"sink replica 3 out of range; accepted: 1\.\.2"):
+        Service("sink", 3).validate(e)
 
 
 def test_roles_needing_a_pipeline_say_so() -> None:
-    for t in (LeaderOf(0), Projector(), target("ingest")):
+    for t in (LeaderOf(0), Service("sink"), target("ingest")):
         with pytest.raises(ValueError, match="needs a deployed pipeline"):
             t.validate(env())
 
@@ -101,10 +132,8 @@ def test_unknown_node_lists_known_nodes() -> None:
 
 
 def test_partition_out_of_range() -> None:
-    e = env()
-    e.deployment = object()
     with pytest.raises(ValueError, match=r"partition 9 out of range; accepted: 0\.\.5"):
-        LeaderOf(9).validate(e)
+        LeaderOf(9).validate(env(deployed=True))
 
 
 def test_minority_and_majority_are_seeded_and_sized() -> None:
@@ -112,6 +141,16 @@ def test_minority_and_majority_are_seeded_and_sized() -> None:
     assert len(Minority().nodes(e)) == 1 and len(Majority().nodes(e)) == 2
     assert Minority(seed=1).nodes(e) == Minority(seed=1).nodes(e)
     assert Majority(include=Node("kafka-3")).nodes(e)[-1] == "kafka-3"
+
+
+def test_links_by_glob_and_by_role() -> None:
+    e = env()
+    assert links_matching(e, "sink->postgres") == ["projector-postgres"]
+    assert links_matching(e, "entry->kafka") == ["ingest-kafka-1", "ingest-kafka-2", "ingest-kafka-3"]
+    assert links_matching(e, "client->entry") == ["client-ingest"]
+    assert links_matching(e, ["projector-kafka-2", "ingest->kafka-3"]) == ["ingest-kafka-3", "projector-kafka-2"]
+    with pytest.raises(ValueError, match="no link matches 'sink->entry'"):
+        links_matching(e, "sink->entry")
 
 
 # -- toxics -----------------------------------------------------------------------------------------
@@ -128,14 +167,14 @@ def test_bad_toxics_fail_at_construction() -> None:
         Latency("grpc", 10, toxicity=2)
     with pytest.raises(ValueError, match="size_variation=5 must not exceed average_size=1"):
         Slicer("grpc", average_size=1, size_variation=5)
-    with pytest.raises(ValueError, match="non-empty glob"):
+    with pytest.raises(ValueError, match="non-empty pattern"):
         LimitData([], 10)
 
 
 def test_unknown_link_names_the_links() -> None:
-    with pytest.raises(ValueError, match="no link matches 'kafka-\\*'; links: grpc, ingest-kafka-1"):
+    with pytest.raises(ValueError, match="no link matches 'kafka-\\*'; links: client-ingest, ingest-kafka-1"):
         Latency("kafka-*", 10).validate(env())
-    Latency(["ingest-kafka-*", "grpc"], 10).validate(env())
+    Latency(["ingest-kafka-*", "client-ingest"], 10).validate(env())
 
 
 def test_two_toxics_of_one_type_have_their_own_names() -> None:
@@ -159,6 +198,13 @@ def test_netem_validation() -> None:
 def test_database_and_disk_validation() -> None:
     with pytest.raises(ValueError, match="needs a deployed pipeline"):
         HoldRowLocks().validate(env())
+    locks = HoldRowLocks()
+    locks.validate(env(deployed=True))
+    assert (locks.table, locks.key_column, locks.version_column) == ("key_state", "key", "version")
+    bare = env(deployed=True)
+    bare.deployment.pipeline = dataclasses.replace(PIPELINE, database=Database())
+    with pytest.raises(ValueError, match="names no contended table"):
+        HoldRowLocks().validate(bare)
     with pytest.raises(ValueError, match="keys must be a list"):
         HoldRowLocks(keys="k1")
     with pytest.raises(ValueError, match="not a plain SQL identifier"):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from chaos.gameday import journal as J
 from chaos.gameday.live import LiveState, LiveView, ProbeStatus, render, status_line
-from chaos.gameday.runner import window_stats
 from chaos.history import Op, Outcome
+from chaos.run import window_stats
 
 
 def test_journal_records_every_action_and_copies_a_runs_lines(tmp_path: Path) -> None:

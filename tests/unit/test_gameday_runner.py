@@ -19,7 +19,9 @@ from chaos.config import Settings
 from chaos.faults import Fault
 from chaos.gameday import scenario as S
 from chaos.gameday.journal import Journal
-from chaos.gameday.runner import EXIT_ABORTED, EXIT_NOT_STEADY, EXIT_OK, Runner
+from chaos.gameday.runner import run_scenario
+from chaos.run import EXIT_ABORTED, EXIT_NOT_STEADY, EXIT_OK
+from system_under_test.adapter import PIPELINE
 from tests.unit.ingest_server import serving
 from tests.unit.test_workload import CACHE, ScriptedIngest, pb2_grpc
 
@@ -53,16 +55,22 @@ class FakeEnv:
 
 
 class FakeTarget:
+    """Where the run goes: the scripted endpoint, through the reference pipeline's client; nothing deployed."""
+
     kind = "fake"
     name = "fake target"
     bootstrap = ""
-    conninfo = None
-    pipeline = None
     brokers = 3
+    deployment = None
+    watched = None
+    pipeline = PIPELINE
 
-    def __init__(self, grpc_target: str) -> None:
+    def __init__(self, entry: str) -> None:
         self.env = FakeEnv()
-        self.grpc = grpc_target
+        self.entry = entry
+
+    def applied(self) -> None:
+        return None
 
     def leftovers(self) -> list[str]:
         return []
@@ -82,14 +90,14 @@ def scenario(fault: Fault, duration_s: float, max_error_rate: float | None) -> S
     return S.from_dict(doc, source="test")
 
 
-def run(tmp_path: Path, sc: S.Scenario, target: str) -> tuple[int, str, list[dict[str, Any]], Runner]:
+def run(tmp_path: Path, sc: S.Scenario, target: str) -> tuple[int, str, list[dict[str, Any]], Path]:
     settings = Settings.from_env({}, cache_dir=CACHE, report_dir=tmp_path, gameday_steady_timeout_s=1.5,
                                  gameday_probe_interval_s=0.2, rpc_timeout_s=2)
     journal = Journal(tmp_path / "journal.jsonl", ["run", "fake"], target="fake", scenario="fake")
     out = io.StringIO()
-    runner = Runner(sc, FakeTarget(target), settings, journal, tmp_path, out=out, tty=False)  # type: ignore[arg-type]
-    code = runner.run()
-    return code, out.getvalue(), [json.loads(x) for x in (tmp_path / "journal.jsonl").read_text().splitlines()], runner
+    code = run_scenario(sc, FakeTarget(target), settings, journal, tmp_path, out=out, tty=False)  # type: ignore[arg-type]
+    (folder,) = (tmp_path / "fake-env").iterdir()
+    return code, out.getvalue(), [json.loads(x) for x in (tmp_path / "journal.jsonl").read_text().splitlines()], folder
 
 
 @pytest.fixture
@@ -103,7 +111,7 @@ def test_breached_budget_aborts_and_heals_at_once(failing: tuple[str, Failing], 
     target, servicer = failing
     fault = BreakIt(servicer)
     started = time.monotonic()
-    code, out, journal, runner = run(tmp_path, scenario(fault, 30, 0.2), target)
+    code, out, journal, folder = run(tmp_path, scenario(fault, 30, 0.2), target)
     assert code == EXIT_ABORTED, out
     assert time.monotonic() - started < 15  # not the fault's 30 s
     assert fault.healed_at is not None and not servicer.failing
@@ -111,7 +119,7 @@ def test_breached_budget_aborts_and_heals_at_once(failing: tuple[str, Failing], 
     assert "everything healed, nothing left" in out
     actions = [(r["action"], r["outcome"]) for r in journal]
     assert ("abort", "healing") in actions and ("heal", "ok") in actions and actions[-1] == ("end", "aborted")
-    results = json.loads((runner.folder / "results.json").read_text())  # type: ignore[operator]
+    results = json.loads((folder / "results.json").read_text())
     assert results["gameday"]["outcome"] == "aborted" and "budget breached" in results["gameday"]["reason"]
     assert results["faults"][0]["name"] == "break_it"
 
@@ -129,10 +137,10 @@ def test_no_injection_unless_steady(failing: tuple[str, Failing], tmp_path: Path
 def test_a_passing_run(failing: tuple[str, Failing], tmp_path: Path) -> None:
     target, servicer = failing
     fault = BreakIt(servicer)
-    code, out, journal, runner = run(tmp_path, scenario(fault, 0.5, None), target)
+    code, out, journal, folder = run(tmp_path, scenario(fault, 0.5, None), target)
     assert code == EXIT_OK, out
     assert "steady state before: OK" in out and "steady state after: OK" in out
     assert [r["outcome"] for r in journal if r["action"] == "inject"] == ["started", "ok"]
-    results = json.loads((runner.folder / "results.json").read_text())  # type: ignore[operator]
+    results = json.loads((folder / "results.json").read_text())
     assert results["ok"] and {v["name"] for v in results["verdicts"]} == {"steady_state_before", "steady_state_after"}
-    assert (runner.folder / "report.html").is_file()  # type: ignore[operator]
+    assert (folder / "report.html").is_file()

@@ -18,7 +18,7 @@ warmup_s = 1
 before_s = 2
 after_s = 3
 [[steady_state.probe]]
-type = "ingest_serving"
+type = "entry_serving"
 during = "abort"
 [[steady_state.probe]]
 type = "error_rate"
@@ -47,45 +47,46 @@ def test_good_scenario_parses_into_faults_and_budgets() -> None:
     sc = S.parse_toml(GOOD, source="demo.toml")
     assert sc.name == "demo" and sc.load.rate == 50
     assert (sc.warmup_s, sc.before_s, sc.after_s) == (1, 2, 3)
-    kill = sc.method[0].fault
+    latency, kill = (s.fault for s in sc.method.steps)  # on the timeline: the latency at 0 s, the kill at 1 s
     assert isinstance(kill, Kill) and kill.target == LeaderOf(0)
-    assert sc.method[1].fault.name == "latency" and sc.method_s == 5
+    assert latency.name == "latency" and sc.method_s == 5
     assert sc.budgets.max_error_rate == 0.3 and sc.budgets.phases["after"].max_error_rate == 0.1
-    assert [p.name for p in sc.probes] == ["ingest_serving", "error_rate"]
+    assert [p.name for p in sc.probes] == ["entry_serving", "error_rate"]
     assert sc.rollbacks[0].action == "wait_recovered"
-    plan = "\n".join(sc.plan())
+    plan = "\n".join(sc.describe())
     assert "at 1s for 4s: kill(target='leader:0')" in plan and "error rate <= 30%" in plan
 
 
 def test_catalogue_scenarios_are_valid() -> None:
     cat = S.catalogue()
-    assert {"leader-kill", "postgres-outage", "ingest-kafka-latency", "paused-projector"} <= set(cat)
+    assert {"leader-kill", "postgres-outage", "entry-kafka-latency", "paused-sink"} <= set(cat)
     for name in cat:
         sc = S.load(name)
         assert sc.method and sc.probes, name
 
 
 def test_python_scenario_holds_fault_objects() -> None:
-    sc = S.load("paused-projector")
-    assert isinstance(sc.method[0].fault, Pause)
-    assert sc.rollbacks[0].nodes == ("projector-1",)
-    assert sc.method[0].describe() == "at 0s for 8s: pause(target='projector-1')"
+    sc = S.load("paused-sink")
+    assert isinstance(sc.method.steps[0].fault, Pause)
+    assert sc.rollbacks[0].nodes == ("all:sink",)
+    assert sc.method.steps[0].describe() == "at 0s for 8s: pause(target='sink-1')"
 
 
 @pytest.mark.parametrize(("text", "message"), [
     ("name = ", "not valid TOML"),
     ("nme = 'x'", "unknown key(s) 'nme'"),
     ("[[method]]\nfault = 'kil'\nduration_s = 1", "'kil' is not a fault; accepted:"),
-    ("[[method]]\nfault = 'kill'\ntarget = 'leaders'\nduration_s = 1", "method[0]: fault kill: unknown role 'leaders'"),
+    ("[[method]]\nfault = 'kill'\ntarget = 'kafka-7'\nduration_s = 1", "method[0]: fault kill: unknown role 'kafka-7'"),
     ("[[method]]\nfault = 'kill'\ntarget = 'kafka-1'", "method[0]: needs duration_s"),
     ("[[method]]\nfault = 'kill'\nduration_s = 1", "fault kill needs target"),
-    ("[[method]]\nfault = 'latency'\nlinks = 'grpc'\nlatency_ms = 5\nspeed = 1\nduration_s = 1",
+    ("[[method]]\nfault = 'latency'\nlinks = 'client-ingest'\nlatency_ms = 5\nspeed = 1\nduration_s = 1",
      "fault latency has no parameter 'speed'; accepted: links, latency_ms, jitter_ms, stream, toxicity"),
-    ("[[method]]\nfault = 'latency'\nlinks = 'grpc'\nlatency_ms = -5\nduration_s = 1", "method[0]: fault latency:"),
+    ("[[method]]\nfault = 'latency'\nlinks = 'client-ingest'\nlatency_ms = -5\nduration_s = 1",
+     "method[0]: fault latency:"),
     ("[[method]]\nfault = 'kill'\ntarget = 'kafka-1'\nduration_s = 'six'", "method[0].duration_s: must be a number"),
     ("[[method]]\nfault = 'kill'\ntarget = 'kafka-1'\nat_s = -1\nduration_s = 1", "method[0].at_s: must be >= 0"),
     ("[[steady_state.probe]]\ntype = 'error_rate'", "probe error_rate needs `max`"),
-    ("[[steady_state.probe]]\ntype = 'vibes'", "'vibes' is not a probe; accepted: ingest_serving"),
+    ("[[steady_state.probe]]\ntype = 'vibes'", "'vibes' is not a probe; accepted: entry_serving"),
     ("[[steady_state.probe]]\ntype = 'full_isr'\nduring = 'panic'", "'panic' is not one of abort, watch, skip"),
     ("[[steady_state.probe]]\ntype = 'full_isr'\n[[steady_state.probe]]\ntype = 'full_isr'", "names must be unique"),
     ("[budgets]\nmax_error_rate = 20", "is a fraction between 0 and 1"),

@@ -25,7 +25,7 @@ def test_matrix():
 
 def inner(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_tiers.py").write_text(TESTS)
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "chaos.pytest_plugin", "--collect-only", "-q",
+    return subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
                            "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path), *args],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
 

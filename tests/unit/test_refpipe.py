@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "system_under_test"))
-
-from refpipe import db
-from refpipe.settings import (
+from system_under_test.refpipe import db
+from system_under_test.refpipe.settings import (
     ALL_DEFECTS,
     INGEST_DEFECTS,
     PROJECTOR_DEFECTS,

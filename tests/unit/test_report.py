@@ -85,7 +85,8 @@ def ground_truth(h: History) -> truth.GroundTruth:
         t[1] += 1
         t[2] = op.seq
     states = {k: KeyState(k, v[0], v[1], v[1], v[2]) for k, v in totals.items()}
-    return truth.GroundTruth(applied=rows, kafka=kafka, key_state=states)
+    return truth.GroundTruth(applied=rows, records={"events": kafka}, undecodable={}, state=states,
+                             entry_topic="events")
 
 
 SAMPLES = [{"t_us": T0 + 1 * S, "phase": "before", "sent": 100, "acked": 100, "errors": 0, "applied": 90,
@@ -97,7 +98,7 @@ SAMPLES = [{"t_us": T0 + 1 * S, "phase": "before", "sent": 100, "acked": 100, "e
 def make_result(tmp_path: Path | None = None) -> ExperimentResult:
     h = make_history()
     gt = ground_truth(h)
-    verdicts = checkers.check_all(h, gt.applied, gt.kafka, gt.key_state)
+    verdicts = checkers.check_all(h, gt.applied, gt.kafka, gt.state)
     verdicts.append(checkers.check_convergence(T0 + 5 * S, T0 + 5 * S + 750 * MS, 60.0))
     return ExperimentResult(name="test_handmade", defects=(), history=h, truth=gt, verdicts=verdicts,
                             stats=checkers.phase_stats(h), convergence_s=0.75, wall_s=12.345,

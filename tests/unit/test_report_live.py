@@ -1,9 +1,10 @@
-"""The live monitor: samples for the plots, and a progress line that does not flood a CI log."""
+"""The progress lines of a run: one per phase and fault change, periodic ones rate-limited, never a flood of a
+CI log; and how faults are labelled. (The samples behind the plots are the run protocol's: see
+tests/unit/test_gameday_runner.py.)"""
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,10 +15,16 @@ from chaos.report import live
 
 
 @dataclass
-class FakeLoad:
+class FakeRun:
+    """What the progress lines read of a run."""
+
     phase: str = "warmup"
-    issued: int = 0
-    counts: Counter[str] = field(default_factory=Counter)
+    counts_: dict[str, Any] = field(default_factory=lambda: {"sent": 0, "acked": 0, "errors": 0, "applied": None,
+                                                             "lag": None})
+    env: Any = field(default_factory=lambda: type("E", (), {"run_id": "unit-progress"})())
+
+    def counts(self) -> dict[str, Any]:
+        return dict(self.counts_)
 
 
 @dataclass
@@ -35,93 +42,58 @@ def lines() -> Iterator[list[str]]:
     live.set_progress(None)
 
 
-def wait_for(cond: Any, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
-
-
-def test_one_line_per_phase_and_fault_change_and_samples_with_probe_values(lines: list[str]) -> None:
-    load = FakeLoad()
+def test_one_line_per_phase_and_fault_change(lines: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    run = FakeRun()
     active: list[FakeFault] = []
-    probes = iter(range(1000))
-
-    def probe() -> dict[str, Any]:
-        n = next(probes)
-        return {"applied": n * 10, "consumer_lag": 3, "ignored": 1}
-
-    mon = live.Monitor("test_x", load, active=lambda: active, probe=probe, events_per_op=2,
-                       sample_every_s=0.05, interval_s=0, tick_s=0.01).start()
-    wait_for(lambda: len(lines) >= 1)
-    load.issued, load.counts["ok"], load.counts["unknown"] = 50, 90, 4
-    load.phase = "during"
-    wait_for(lambda: any("phase during" in li for li in lines))
-    fault = FakeFault("kill", {"node": "kafka-2"}, injected_at=time.time())
-    active.append(fault)
-    wait_for(lambda: any("fault kill kafka-2 injected" in li for li in lines))
-    time.sleep(0.2)  # several samples, but no periodic line: interval 0
+    monkeypatch.setattr(live, "active_faults_of", lambda _run: active)
+    p = live.Progress("test_x", interval_s=0)
+    p.start(run)
+    p.event("phase", "phase warmup")
+    run.phase = "during"
+    run.counts_.update(sent=100, acked=90, errors=4, applied=80, lag=3)
+    p.event("phase", "phase during")
+    p.event("inject", "injecting kill leader:0", "started")  # the journal's business: no line
+    active.append(FakeFault("kill", {"node": "kafka-2"}, injected_at=time.time()))
+    p.event("inject", "inject kill leader:0 @0s for 6s -> kill kafka-2")
+    for _ in range(50):
+        p.tick(run)  # interval 0: no periodic line
     active.clear()
-    load.phase = "after"
-    wait_for(lambda: any("fault kill kafka-2 healed" in li for li in lines))
-    samples = mon.stop("drained")
-    assert "phase warmup" in lines[0]
-    # warmup, during, injected, healed and phase after (one line, or two if a tick fell between), drained
-    assert len(lines) in (5, 6), lines
-    assert lines[-1].startswith("[chaos] test_x") and "(drained)" in lines[-1]
-    assert "sent 100 acked 90 errors 4" in lines[-1] and "lag 3" in lines[-1]
-    assert "fault kill kafka-2 healed" in lines[-1]
-    assert len(samples) >= 5
-    s = samples[-1]
-    assert set(s) == {"t_us", "phase", "sent", "acked", "errors", "applied", "consumer_lag"}
-    assert (s["sent"], s["acked"], s["errors"], s["consumer_lag"], s["phase"]) == (100, 90, 4, 3, "after")
-    assert [x["applied"] for x in samples] == sorted(x["applied"] for x in samples)
+    p.event("heal", "heal kill leader:0 @0s for 6s (0.05 s)", step="kill leader:0 @0s for 6s")
+    p.stop(run, type("R", (), {"outcome": "passed"})())
+    assert [li.split(" (", 1)[1].split(")")[0] for li in lines] == [
+        "phase warmup", "phase during", "inject kill leader:0 @0s for 6s -> kill kafka-2",
+        "heal kill leader:0 @0s for 6s (0.05 s", "done: passed"]
+    assert "fault kill kafka-2 active" in lines[2]
+    assert "fault kill leader:0 @0s for 6s healed" in lines[3]
+    assert lines[-1].startswith("[chaos] test_x") and "sent 100 acked 90 errors 4 | applied 80 lag 3" in lines[-1]
 
 
-def test_merged_changes_are_one_line(lines: list[str]) -> None:
-    load = FakeLoad(phase="before")
-    active: list[FakeFault] = []
-    mon = live.Monitor("t", load, active=lambda: active, interval_s=0, tick_s=0.2).start()
-    wait_for(lambda: len(lines) == 1)
-    load.phase = "during"
-    active.append(FakeFault("link_down", {"links": ["projector-pg"]}, time.time()))
-    wait_for(lambda: len(lines) == 2)
-    mon.stop()
-    assert "(phase during, fault link_down projector-pg injected)" in lines[1]
-    assert "fault link_down projector-pg active" in lines[1]
+def test_periodic_lines_are_rate_limited(lines: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live, "active_faults_of", lambda _run: [])
+    run = FakeRun(phase="before")
+    p = live.Progress("t", interval_s=0.1)
+    p.start(run)
+    deadline = time.monotonic() + 0.55
+    ticks = 0
+    while time.monotonic() < deadline:
+        p.tick(run)
+        ticks += 1
+        time.sleep(0.005)
+    # about one per 0.1 s, never one per tick
+    assert ticks > 50 and 2 <= len(lines) <= 7, lines
 
 
-def test_periodic_lines_are_rate_limited(lines: list[str]) -> None:
-    load = FakeLoad(phase="before")
-    mon = live.Monitor("t", load, interval_s=0.1, sample_every_s=0.01, tick_s=0.005).start()
-    time.sleep(0.55)
-    mon.stop()
-    # one for the phase, about one per 0.1 s, one at the end; never one per tick (~100)
-    assert 2 <= len(lines) <= 9, lines
-
-
-def test_a_failing_probe_records_nulls_and_the_monitor_goes_on(lines: list[str]) -> None:
-    def probe() -> dict[str, Any]:
-        raise ConnectionError("broker down")
-
-    mon = live.Monitor("t", FakeLoad(), probe=probe, sample_every_s=0.01, interval_s=0, tick_s=0.005).start()
-    time.sleep(0.1)
-    samples = mon.stop()
-    assert len(samples) >= 3
-    assert all(s["applied"] is None and s["consumer_lag"] is None for s in samples)
-    assert "applied" not in lines[-1]
-
-
-def test_a_broken_sink_falls_back_to_logging(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_broken_sink_falls_back_to_logging(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(_line: str) -> None:
         raise OSError("terminal gone")
 
+    monkeypatch.setattr(live, "active_faults_of", lambda _run: [])
     live.set_progress(broken, 0)
     try:
         with caplog.at_level("INFO", logger="chaos.progress"):
-            mon = live.Monitor("t", FakeLoad(), interval_s=0, tick_s=0.005).start()
-            time.sleep(0.05)
-            mon.stop()
+            p = live.Progress("t")
+            p.start(FakeRun())
+            p.event("phase", "phase before")
     finally:
         live.set_progress(None)
     assert any("[chaos] t" in r.message for r in caplog.records)
@@ -149,19 +121,3 @@ def test_fault_labels() -> None:
     netem = {"nodes": ["kafka-3"], "backend": {"kafka-3": "nfqueue"}, "stats": {"seen": 3}}
     assert live.fault_label("netem", {"resolved": netem}) == "netem kafka-3"
     assert len(live.fault_label("latency", {"resolved": {"links": ["x" * 50, "y" * 50]}})) == live.FAULT_LABEL_MAX
-
-
-def test_a_slow_probe_does_not_delay_the_lines(lines: list[str]) -> None:
-    def slow() -> dict[str, Any]:
-        time.sleep(0.6)  # a probe waiting on a dead broker
-        return {"applied": 1, "consumer_lag": 0}
-
-    load = FakeLoad(phase="before")
-    mon = live.Monitor("t", load, probe=slow, interval_s=0, tick_s=0.01, sample_every_s=0.01).start()
-    wait_for(lambda: len(lines) == 1)
-    time.sleep(0.05)
-    load.phase = "during"
-    t0 = time.monotonic()
-    wait_for(lambda: len(lines) == 2)
-    assert time.monotonic() - t0 < 0.4
-    mon.stop()

@@ -30,16 +30,18 @@ def ignore_sigint() -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_run_started_with_sigint_ignored_still_stops_on_signals(sig: signal.Signals) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True,
-                            preexec_fn=ignore_sigint)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=ignore_sigint)
+    seen: list[str] = []
+    err = ""
     try:
         assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "inherited: ignored"
-        assert proc.stdout.readline().strip() == "ready"
+        seen += [proc.stdout.readline(), proc.stdout.readline()]
+        assert [x.strip() for x in seen] == ["inherited: ignored", "ready"], seen
         proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=EXIT_TIMEOUT_S)
+        out, err = proc.communicate(timeout=EXIT_TIMEOUT_S)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
-    assert proc.returncode == 3 and "interrupted" in out, out
+            _, err = proc.communicate()
+    assert proc.returncode == 3 and "interrupted" in out, (proc.returncode, seen, out, err)

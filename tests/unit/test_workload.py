@@ -1,4 +1,5 @@
-"""The load generator against an in-process gRPC server speaking the pipeline's protocol.
+"""The load generator (through the reference pipeline's client) against an in-process gRPC server speaking
+the reference pipeline's protocol.
 
 These test the generator itself (scheduling, latency origin, outcome classification), so the server
 here is a scripted endpoint, not a stand-in for the pipeline: experiments always run the real one.
@@ -17,12 +18,14 @@ import grpc.aio
 import pytest
 
 from chaos import stubs
+from chaos.adapter import Event
 from chaos.history import History, Outcome
 from chaos.workload import LoadGenerator, LoadSpec
+from system_under_test.adapter import PROTO, RefpipeClient
 from tests.unit.ingest_server import serving
 
 CACHE = Path(__file__).resolve().parents[2] / ".build" / "test-cache"
-pb2, pb2_grpc = stubs.load(CACHE)
+pb2, pb2_grpc = stubs.load(PROTO, CACHE)
 
 STALL_AT_S = 1.0
 STALL_S = 1.0
@@ -60,7 +63,7 @@ def server() -> Iterator[tuple[str, ScriptedIngest]]:
 
 def run(target: str, spec: LoadSpec, seconds: float) -> tuple[LoadGenerator, History]:
     history = History()
-    gen = LoadGenerator(target, spec, history, cache_dir=CACHE, seed=1, rpc_timeout_s=5, id_prefix="t")
+    gen = LoadGenerator(RefpipeClient, target, spec, history, seed=1, rpc_timeout_s=5, id_prefix="t")
     gen.start()
     time.sleep(seconds)
     gen.stop()
@@ -106,7 +109,7 @@ def test_rejected_and_uncertain_outcomes(server: tuple[str, ScriptedIngest], mon
     target, _ = server
     keys = iter(["aX", "bU", "c0"] * 1000)
     monkeypatch.setattr(LoadGenerator, "_next_event",
-                        lambda self, i, b: pb2.Event(event_id=f"e{i}-{b}", key=next(keys), seq=i + 1, amount=1))
+                        lambda self, i, b: Event(id=f"e{i}-{b}", key=next(keys), seq=i + 1, amount=1))
     _, history = run(target, LoadSpec(rate=60, keys=3), 0.5)
     outcomes = {op.key: op.outcome for op in history.ops}
     assert outcomes["aX"] == Outcome.FAIL, "INVALID_ARGUMENT means definitely not written"

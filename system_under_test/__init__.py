@@ -1,0 +1,1 @@
+"""The reference pipeline (``refpipe/``, ``proto/``, ``image/``) and its adapter (``adapter.py``)."""
