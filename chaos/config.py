@@ -125,6 +125,10 @@ class Settings:
     gameday_stop_timeout_s: float = field(default=90.0, metadata={
         "help": "game day: bound on a running scenario healing and exiting after heal/down interrupts it"})
 
+    # The settings given explicitly (environment, pyproject, overrides): a pipeline's own setting defaults
+    # (``Pipeline.settings``) apply to every other one. Not a setting itself.
+    explicit: frozenset[str] = field(default=frozenset(), compare=False, metadata={"internal": True})
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ
@@ -144,12 +148,13 @@ class Settings:
             if raw is not None and raw != "":
                 values[f.name] = _coerce(f.name, raw, hints[f.name])
         values.update({k: v for k, v in overrides.items() if v is not None})
+        values["explicit"] = frozenset(values)
         settings = cls(**values)
         settings.validate()
         return settings
 
     def replace(self, **changes: Any) -> Settings:
-        new = dataclasses.replace(self, **changes)
+        new = dataclasses.replace(self, **changes, explicit=self.explicit | set(changes))
         new.validate()
         return new
 
@@ -177,6 +182,16 @@ class Settings:
         if not 0 <= self.schedule_max_brokers_impaired <= 3:
             raise ValueError("schedule_max_brokers_impaired must be 0..3")
 
+    def for_pipeline(self, defaults: Mapping[str, Any]) -> Settings:
+        """These settings with a pipeline's own defaults (``Pipeline.settings``) for every setting not given
+        explicitly; ValueError naming an unknown one."""
+        names = {f.name for f in fields(self)} - {"explicit"}
+        unknown = sorted(set(defaults) - names)
+        if unknown:
+            raise ValueError(f"the pipeline's settings name unknown setting(s): {', '.join(unknown)}")
+        chosen = {k: v for k, v in defaults.items() if k not in self.explicit}
+        return self.replace(**chosen) if chosen else self
+
     def replica_overrides(self) -> dict[str, int]:
         """``replicas`` as {service: n}; ValueError saying the expected form."""
         out: dict[str, int] = {}
@@ -194,7 +209,7 @@ class Settings:
         return tuple(dict.fromkeys(d.strip() for d in self.defects.split(",") if d.strip()))
 
     def describe(self) -> dict[str, str]:
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: str(getattr(self, f.name)) for f in fields(self) if not f.metadata.get("internal")}
 
 
 def project_file(start: Path | None = None) -> Path | None:
@@ -237,4 +252,4 @@ def _coerce(name: str, raw: str, typ: Any) -> Any:
 
 
 def setting_help() -> dict[str, str]:
-    return {f.name: str(f.metadata.get("help", "")) for f in fields(Settings)}
+    return {f.name: str(f.metadata.get("help", "")) for f in fields(Settings) if not f.metadata.get("internal")}

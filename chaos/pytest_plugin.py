@@ -88,7 +88,9 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = Settings.from_env(env)
         config.stash[SETTINGS_KEY] = settings
         if settings.pipeline or settings.defects:
-            pipeline_of(config).check_defects(settings.defect_list())  # bad input refused before anything starts
+            pipeline = pipeline_of(config)
+            pipeline.check_defects(settings.defect_list())  # bad input refused before anything starts
+            config.stash[SETTINGS_KEY] = settings.for_pipeline(pipeline.settings)
     except ValueError as exc:
         raise pytest.UsageError(f"chaos: {exc}") from None
     config.stash[REPORT_KEY] = {}

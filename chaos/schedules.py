@@ -133,7 +133,7 @@ def _role_nodes(role: Any, shape: Shape) -> tuple[frozenset[str], int]:
     t = T.target(str(role))
     if isinstance(t, T.Majority):
         return frozenset(), 2
-    if isinstance(t, T.AnyBroker | T.ActiveController | T.LeaderOf | T.Minority):
+    if isinstance(t, T.AnyBroker | T.ActiveController | T.LeaderOf | T.CoordinatorOf | T.Minority):
         return frozenset(), 1
     nodes = frozenset(t.candidates(shape))
     if not nodes:

@@ -678,6 +678,18 @@ class Environment:
         host, port = self.endpoints.kafka_external_by_broker[broker].rsplit(":", 1)
         return K.request_metadata(host, int(port), topic, timeout_s, broker)
 
+    def coordinator(self, key: str, kind: str = "transaction") -> int:
+        """The broker coordinating a transactional id (``kind="transaction"``) or a consumer group, as the
+        first answering broker says."""
+        errors = []
+        for b in BROKERS:
+            host, port = self.endpoints.kafka_external_by_broker[b].rsplit(":", 1)
+            try:
+                return K.find_coordinator(host, int(port), key, kind, 3.0)
+            except (OSError, ValueError) as exc:
+                errors.append(f"broker {b}: {exc}")
+        raise RuntimeError(f"no broker named the coordinator of {kind} {key!r}: {'; '.join(errors)}")
+
     def topic_metadata(self, topic: str, avoid: tuple[int, ...] = (), timeout_s: float | None = None) -> K.TopicView:
         """``topic``'s partitions (leader, ISR) as the first answering broker outside ``avoid`` sees them.
         Bounded by ``fault_step_timeout_s``."""

@@ -263,6 +263,33 @@ def request_metadata(host: str, port: int, topic: str | None, timeout_s: float, 
     return BrokerView(answered_by=broker, brokers=sorted(brokers), controller_id=controller, topic=view)
 
 
+COORDINATOR_TYPES = {"group": 0, "transaction": 1}
+
+
+def find_coordinator(host: str, port: int, key: str, kind: str, timeout_s: float) -> int:
+    """The node id coordinating ``key`` (a consumer group, or a transactional id): one FindCoordinator
+    request (v1) to host:port. ValueError with Kafka's error code when the broker answers with an error
+    (``15``: coordinator not available yet, e.g. before the transaction log exists)."""
+    client = b"chaos"
+    k = key.encode()
+    body = (struct.pack(">hhih", 10, 1, 1, len(client)) + client + struct.pack(">h", len(k)) + k
+            + struct.pack(">b", COORDINATOR_TYPES[kind]))
+    with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        sock.settimeout(timeout_s)
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", _recv_exact(sock, 4))[0]
+        r = _Reader(_recv_exact(sock, size))
+    if r.take(">i") != 1:
+        raise ValueError("FindCoordinator answer with a foreign correlation id")
+    r.take(">i")  # throttle
+    err = r.take(">h")
+    message = r.string()
+    node = r.take(">i")
+    if err != 0:
+        raise ValueError(f"FindCoordinator({kind} {key!r}) answered error {err}: {message}")
+    return int(node)
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
     buf = bytearray()
     while len(buf) < n:

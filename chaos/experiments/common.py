@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
+
+from chaos.adapter import ROLES
 from chaos.checkers import Budget
 from chaos.config import Settings
 from chaos.workload import LoadSpec
@@ -51,9 +54,14 @@ def phases(settings: Settings) -> Phases:
     return NIGHTLY_PHASES if settings.tier == "nightly" else GATE_PHASES
 
 
-def run(experiment, fault=None, *, defects=(), budgets=None, during_s=None, before_s=None):
-    """One experiment with the tier's load and phase lengths; returns its ExperimentResult."""
+def run(experiment, fault=None, *, defects=(), budgets=None, during_s=None, before_s=None, requires=()):
+    """One experiment with the tier's load and phase lengths; returns its ExperimentResult. ``requires``:
+    roles the pipeline must have (``stage``); without one the test is skipped, saying why."""
     exp = experiment(defects=defects)
+    pipeline = exp.env.pipeline
+    for role in requires:
+        if not pipeline.with_role(role):
+            pytest.skip(f"pipeline {pipeline.name} has no {role} service ({ROLES[role]})")
     exp.load = load(exp.settings)
     p = phases(exp.settings)
     return exp.run(fault=fault, before_s=p.before_s if before_s is None else before_s,

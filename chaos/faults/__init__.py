@@ -36,6 +36,7 @@ from chaos.faults.targets import (
     ActiveController,
     AnyBroker,
     Brokers,
+    CoordinatorOf,
     LeaderOf,
     Majority,
     Minority,
@@ -50,7 +51,8 @@ from chaos.faults.targets import (
 )
 
 __all__ = [
-    "ActiveController", "AnyBroker", "Bandwidth", "BlackHole", "Bridge", "Brokers", "DiskFull", "Fault",
+    "ActiveController", "AnyBroker", "Bandwidth", "BlackHole", "Bridge", "Brokers", "CoordinatorOf", "DiskFull",
+    "Fault",
     "HoldRowLocks", "Isolate", "Kill", "KillAndRestart", "Latency", "LeaderOf", "LimitData", "LinkDown",
     "Majority", "Minority", "NetEm", "Node", "OneWay", "Partition", "Pause", "Postgres", "ResetPeer", "Restart",
     "RollingRestart", "Schedule", "SecondFleet", "Service", "Services", "Slicer", "SlowClose", "Split", "Step",

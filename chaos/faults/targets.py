@@ -13,6 +13,8 @@ Role strings (parsed by :func:`target`)::
     "broker" | "brokers"                   any one broker (seeded by the settings' seed) | all three
     "controller"                           the active KRaft controller (the quorum leader)
     "leader:3"  "leader:orders.priced:3"   the leader of partition 3 of the entry topic | of that topic
+    "coordinator:transaction:<id>"         the broker coordinating a transactional id ({deployment} in it is
+    "coordinator:group:<group>"            the deployment's tag) or a consumer group ({group:<service>})
     "minority" | "majority"                a minority (1 of 3) | a majority (2 of 3) of the brokers
     "<service or role>"                    one replica of a service ("projector", "pricer") or of the
                                            services with a role ("sink", "entry"), at random
@@ -38,7 +40,8 @@ if TYPE_CHECKING:
 
 BROKER_NODES = ("kafka-1", "kafka-2", "kafka-3")
 ROLE_NAMES = ("<node name>", "broker", "brokers", "controller", "leader:<partition>", "leader:<topic>:<partition>",
-              "minority", "majority", "<service or role>", "all:<service or role>")
+              "coordinator:transaction|group:<key>", "minority", "majority", "<service or role>",
+              "all:<service or role>")
 
 
 class View(Protocol):
@@ -213,6 +216,36 @@ class LeaderOf(Target):
 
 
 @dataclass(frozen=True)
+class CoordinatorOf(Target):
+    """The broker coordinating a transactional id (``kind="transaction"``) or a consumer group
+    (``kind="group"``) at injection time. ``key`` may name the deployment: ``"pricer-{deployment}-1"`` (the
+    transactional id the orders example's first pricer uses), ``"{group:sink}"`` (a service's group)."""
+
+    key: str
+    kind: str = "transaction"
+
+    def validate(self, env: Environment) -> None:
+        if self.kind not in ("transaction", "group"):
+            raise ValueError(f"CoordinatorOf kind {self.kind!r}; accepted: transaction, group")
+        _need_deployment(env, "CoordinatorOf")
+        self.resolved_key(env)
+
+    def resolved_key(self, env: Environment) -> str:
+        dep = env.deployment
+        assert dep is not None
+        key = self.key.replace("{deployment}", dep.tag)
+        for service, group in dep.groups.items():
+            key = key.replace(f"{{group:{service}}}", group)
+        if "{" in key:
+            raise ValueError(f"CoordinatorOf key {self.key!r}: unknown placeholder; accepted: {{deployment}}, "
+                             f"{{group:<service>}} (services with groups: {', '.join(dep.groups)})")
+        return key
+
+    def nodes(self, env: Environment) -> list[str]:
+        return [f"kafka-{env.coordinator(self.resolved_key(env), self.kind)}"]
+
+
+@dataclass(frozen=True)
 class ActiveController(Target):
     """The active KRaft controller: the quorum leader (read from the brokers' quorum-state files)."""
 
@@ -305,6 +338,8 @@ def role(t: Target) -> str:
             return name
     if isinstance(t, LeaderOf):
         return f"leader:{t.partition}" if t.topic is None else f"leader:{t.topic}:{t.partition}"
+    if isinstance(t, CoordinatorOf):
+        return f"coordinator:{t.kind}:{t.key}"
     if isinstance(t, Node):
         return t.name
     if isinstance(t, Service) and t.seed is None:
@@ -331,6 +366,9 @@ def target(spec: Target | str) -> Target:
     m = re.fullmatch(r"leader:(?:([A-Za-z0-9._-]+):)?(\d+)", s)
     if m:
         return LeaderOf(int(m.group(2)), m.group(1))
+    m = re.fullmatch(r"coordinator:(transaction|group):(.+)", s)
+    if m:
+        return CoordinatorOf(m.group(2), m.group(1))
     if s.startswith("all:") and re.fullmatch(r"[a-z][a-z0-9-]*", s[4:]):
         return Services(s[4:])
     m = re.fullmatch(r"([a-z][a-z0-9-]*?)-([1-9][0-9]*)", s)

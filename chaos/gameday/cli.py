@@ -66,6 +66,14 @@ def _pipeline(settings: Settings) -> Pipeline:
         raise Refused(str(exc)) from None
 
 
+def _for_pipeline(settings: Settings) -> Settings:
+    """The settings with the pipeline's own defaults (Pipeline.settings) where none was given."""
+    try:
+        return settings.for_pipeline(_pipeline(settings).settings) if settings.pipeline else settings
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
+
+
 def _attach(settings: Settings, st: state.State) -> Any:
     from chaos.env import Environment
     from chaos.images import ImageSet
@@ -608,6 +616,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
     try:
         settings = _settings(args)
+        if args.cmd not in ("list", "report", "compare", "down"):
+            settings = _for_pipeline(settings)
         _log_to_file(settings.report_dir)
         journal = Journal(journal_path(settings.report_dir), argv)
         if bookends:

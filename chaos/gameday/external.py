@@ -231,7 +231,7 @@ class ExternalView:
 def _nodes_of(tgt: T.Target, ext: ExternalTarget) -> list[str]:
     if isinstance(tgt, T.LeaderOf) and not (ext.kafka_bootstrap and (tgt.topic or ext.topic)):
         raise ExternalError("leader:<p> needs endpoints.kafka_bootstrap and pipeline.topic in the target file")
-    if isinstance(tgt, T.ActiveController):
+    if isinstance(tgt, T.ActiveController | T.CoordinatorOf):
         raise ExternalError(f"{tgt!r} cannot be resolved on an external target (it reads the suite's own "
                             "containers); name the node instead")
     nodes = tgt.candidates(ExternalView(ext))  # every node it could resolve to: all must be allowed

@@ -150,6 +150,6 @@ def test_bad_toxics_fail_before_anything_is_injected(env: Environment) -> None:
         Toxic("client-ingest", "bandwidth", {"speed": 1})
     with pytest.raises(ValueError, match="stream 'sideways' is not one of upstream, downstream"):
         Latency("client-ingest", 10, stream="sideways")
-    with pytest.raises(ValueError, match="no link matches 'kafka-9'; links: grpc, ingest-kafka-1"):
+    with pytest.raises(ValueError, match="no link matches 'kafka-9'; links: client-ingest, ingest-kafka-1"):
         Latency("kafka-9", 10).inject(env)
     assert all(not env.toxiproxy.toxics(name) for name in env.links)

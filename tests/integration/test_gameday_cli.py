@@ -48,11 +48,11 @@ max = 0.05
 window_s = 2
 during = "skip"
 """
-ABORT = """name = "grpc-down-abort"
+ABORT = """name = "entry-down-abort"
 """ + QUICK + """
 [[method]]
 fault = "link_down"
-links = "grpc"
+links = "client->entry"
 duration_s = 60
 [budgets]
 window_s = 1
@@ -161,7 +161,7 @@ def wait_journal(g: GameDay, proc: subprocess.Popen[bytes], log: Path, cond: Cal
 def test_up_keeps_the_environment_through_other_runs_sweeps(gd: GameDay) -> None:
     st = gd.status()
     assert st["target"] == "local" and st["pipeline"] and st["active_faults"] == []
-    assert st["health"]["ingest_serving"]["ok"] and st["health"]["full_isr"]["ok"], st["health"]
+    assert st["health"]["entry_serving"]["ok"] and st["health"]["full_isr"]["ok"], st["health"]
     # The process of `up` is gone: without the keep label this sweep (what every test session does at
     # start) would remove the environment.
     sweep(docker.from_env())
@@ -210,8 +210,8 @@ def test_breached_budget_aborts_heals_and_exits_non_zero(gd: GameDay, tmp_path: 
     assert time.monotonic() - started < 60, "the fault was held for its whole duration instead of aborting"
     out = proc.stdout
     assert "ABORTED: budget breached: error rate" in out and "healing everything now" in out
-    assert "heal link_down grpc" in out and "everything healed, nothing left" in out
-    end = [r for r in gd.journal() if r["scenario"] == "grpc-down-abort" and r["action"] in ("abort", "end")]
+    assert "heal link_down client->entry" in out and "everything healed, nothing left" in out
+    end = [r for r in gd.journal() if r["scenario"] == "entry-down-abort" and r["action"] in ("abort", "end")]
     assert end[0]["action"] == "abort" and "budget breached" in end[0]["detail"]["reason"]
     assert end[-1]["outcome"] == "aborted" and end[-1]["detail"]["exit"] == 3
     assert_clean(gd.status())
@@ -280,12 +280,12 @@ def external_file(st: dict[str, Any], allow: list[str]) -> str:
     return f"""
 name = "local-as-external"
 [endpoints]
-grpc = "{e['grpc']}"
+grpc = "{e['entry']}"
 kafka_bootstrap = "{e['kafka_bootstrap']}"
 toxiproxy_api = "{e['toxiproxy_api']}"
 [pipeline]
-topic = "{st['pipeline']['topic']}"
-group = "{st['pipeline']['group']}"
+topic = "{st['pipeline']['topics']['events']}"
+group = "{st['pipeline']['groups']['projector']}"
 [toxiproxy]
 links = {json.dumps(st['links'])}
 [nodes]

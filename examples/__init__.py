@@ -1,0 +1,1 @@
+"""Example pipelines shipped beside the reference one, each with its adapter."""

@@ -1,0 +1,1 @@
+"""The orders example: three JVM services (Java) and their adapter (adapter.py)."""
