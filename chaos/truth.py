@@ -91,6 +91,8 @@ def count_applied(env: Environment, dep: Deployment) -> int:
     return dep.pipeline.truth.count_applied(db_of(env, dep))
 
 
-def consumer_lag(env: Environment, dep: Deployment, timeout_s: float) -> int:
-    """Records not yet covered by the committed offsets of every consuming service's group."""
-    return sum(K.group_lag(env.endpoints.kafka_external, group, topics, timeout_s) for group, topics in dep.consumers())
+def consumer_lag(env: Environment, dep: Deployment, timeout_s: float, *, exact: bool = False) -> int:
+    """Offsets past the committed offsets of every consuming service's group (``exact``: committed records
+    not yet consumed, see :func:`chaos.env.kafka.group_lag`)."""
+    return sum(K.group_lag(env.endpoints.kafka_external, group, topics, timeout_s, exact=exact)
+               for group, topics in dep.consumers())

@@ -120,11 +120,18 @@ def watermarks(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, tu
     return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s) for p in parts}
 
 
-def group_lag(bootstrap: str, group: str, topics: str | Sequence[str], timeout_s: float) -> int:
-    """Records in ``topics`` not yet covered by ``group``'s committed offsets."""
+def group_lag(bootstrap: str, group: str, topics: str | Sequence[str], timeout_s: float, *,
+              exact: bool = False) -> int:
+    """Offsets in ``topics`` past ``group``'s committed offsets (the high watermark minus the committed offset).
+
+    A topic written in transactions ends each transaction with a commit marker that takes an offset but is
+    no record; a consumer that commits "last record + 1" (most do) therefore stays one offset short of the
+    high watermark forever. With ``exact``, a partition that is behind is read from the committed offset
+    (``read_committed``) and only the records there count: 0 means the group has consumed everything."""
     names = [topics] if isinstance(topics, str) else list(topics)
     consumer = Consumer(client_config(bootstrap, **{"group.id": group, "enable.auto.commit": False}))
     try:
+        behind: list[TopicPartition] = []
         lag = 0
         for topic in names:
             marks = watermarks(consumer, topic, timeout_s)
@@ -132,8 +139,35 @@ def group_lag(bootstrap: str, group: str, topics: str | Sequence[str], timeout_s
             for tp in committed:
                 lo, hi = marks[tp.partition]
                 pos = tp.offset if tp.offset >= 0 else lo
-                lag += max(0, hi - pos)
+                if hi > pos:
+                    lag += hi - pos
+                    behind.append(TopicPartition(topic, tp.partition, pos))
+        if exact and behind:
+            return _records_after(bootstrap, behind, timeout_s)
         return lag
+    finally:
+        consumer.close()
+
+
+def _records_after(bootstrap: str, start: list[TopicPartition], timeout_s: float) -> int:
+    """Committed records from each start offset to the end of its partition."""
+    consumer = Consumer(client_config(bootstrap, **{
+        "group.id": f"chaos-lag-{time.time_ns()}", "enable.auto.commit": False, "enable.partition.eof": True,
+        "isolation.level": "read_committed"}))
+    try:
+        consumer.assign(start)
+        todo = {(tp.topic, tp.partition) for tp in start}
+        count = 0
+        deadline = time.monotonic() + timeout_s
+        while todo and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=1000, timeout=0.2):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == -191:  # _PARTITION_EOF
+                        todo.discard((msg.topic(), msg.partition()))
+                    continue
+                count += 1
+        return count + (1 if todo else 0)  # a partition not read to its end counts as behind
     finally:
         consumer.close()
 

@@ -624,7 +624,7 @@ class Run:
         settle_s = max(2.0, s.consumer_session_timeout_ms / 1000)
 
         def quiet() -> bool:
-            lag = truth.consumer_lag(env, dep, 5)
+            lag = truth.consumer_lag(env, dep, 5, exact=True)
             count = truth.count_applied(env, dep)
             if count != state["count"]:
                 state.update(count=count, since=time.monotonic())
