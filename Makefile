@@ -1,5 +1,6 @@
 # The two commands of the README: `make experiments` and `make test`. Both set up what is missing first.
-.PHONY: setup images experiments test unit lint matrix nightly detect random-schedules nightly-proof
+.PHONY: setup images experiments test unit lint matrix nightly detect orders orders-experiments orders-matrix \
+	random-schedules nightly-proof
 
 setup:
 	@bash scripts/setup.sh
@@ -27,10 +28,24 @@ matrix: setup
 nightly: setup
 	uv run --frozen pytest chaos/experiments --chaos-tier=nightly
 
-# A reduced detection check for every push: four defects, each against the experiment that catches it.
+# A reduced detection check for every push: defects of both pipelines, each against the experiment that must catch
+# it (four of the reference pipeline, two of the orders example).
+ORDERS = --chaos-pipeline=examples.orders.adapter:PIPELINE
 detect: setup
 	uv run --frozen pytest chaos/experiments/test_detection_matrix.py --chaos-tier=matrix \
 	  -k "commit_before_write-postgres_outage or no_dedup-sink_kafka_down or acks1-leader_isolated or no_idempotence-entry_kafka_lost_acks"
+	uv run --frozen pytest chaos/experiments/test_detection_matrix.py --chaos-tier=matrix $(ORDERS) \
+	  -k "swallow_optimistic_lock-steady_state or no_inbox-sink_kafka_down"
+
+# The orders example (Java) on every push: its steady state, and its own experiment.
+orders: setup
+	uv run --frozen pytest chaos/experiments/test_steady_state.py examples/orders/experiments $(ORDERS)
+
+# The orders example's whole gate catalogue and its detection matrix.
+orders-experiments: setup
+	uv run --frozen pytest chaos/experiments examples/orders/experiments $(ORDERS)
+orders-matrix: setup
+	uv run --frozen pytest chaos/experiments/test_detection_matrix.py --chaos-tier=matrix --chaos-repeat=5 $(ORDERS)
 
 # Randomised fault schedules (Hypothesis) against the correct pipeline; the profile from CHAOS_HYPOTHESIS_PROFILE
 # (dev | ci | nightly; default dev, ci when CI is set). Replay one: CHAOS_REPLAY=<replay.json> make random-schedules

@@ -11,11 +11,14 @@
 # The image build tools (debootstrap, Maven, Go) are needed only by the steps of the local image build that
 # will actually run: debootstrap when the Debian base image is missing, Maven when the Kafka image is missing
 # and Kafka's jars are not in the cache, Go when the Toxiproxy image is missing and its binary is not cached.
-# With the official images (a registry answers) none of them is needed.
+# With the official images (a registry answers) none of them is needed. The pipelines' own images are built
+# for each adapter in SETUP_PIPELINES (default: this repository's two, the reference pipeline and the Java
+# orders example, whose build needs Maven); `python -m chaos.images plan` says what each build needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 UV_VERSION="0.13.8"
+SETUP_PIPELINES="${SETUP_PIPELINES:-system_under_test.adapter:PIPELINE examples.orders.adapter:PIPELINE}"
 DOCKERD_START_TIMEOUT_S="${DOCKERD_START_TIMEOUT_S:-60}"
 DOCKERD_LOG="${DOCKERD_LOG:-/var/log/pipeline-chaos-dockerd.log}"
 UV_VENV="${XDG_DATA_HOME:-$HOME/.local/share}/pipeline-chaos/uv-venv"  # where uv goes when it is absent
@@ -142,6 +145,13 @@ images_plan() {
 }
 
 ensure_images() {
+  local pipeline
+  for pipeline in $SETUP_PIPELINES; do
+    CHAOS_PIPELINE="$pipeline" ensure_images_of
+  done
+}
+
+ensure_images_of() {
   if uv run --frozen python -m chaos.images status >/dev/null 2>&1; then
     return 0
   fi

@@ -38,7 +38,9 @@ def ensure_running(env: ContainerHost, node: str) -> None:
         c.start()
 
 
-class _ContainerFault(Fault):
+class ContainerFault(Fault):
+    """A fault acting on the containers its target resolves to (through ``env.container``)."""
+
     def __init__(self, target_: Target | str) -> None:
         super().__init__()
         self.target = target(target_)
@@ -69,7 +71,7 @@ class _ContainerFault(Fault):
         return {"target": str(self.target)}
 
 
-class Kill(_ContainerFault):
+class Kill(ContainerFault):
     """SIGKILL the target(s); heal starts them again (same container, same data, same ports).
 
     Models a crash: a process killed by the OOM killer, a kernel panic, a pulled plug."""
@@ -93,7 +95,7 @@ class Kill(_ContainerFault):
 KillAndRestart = Kill  # the name the first experiments used
 
 
-class Stop(_ContainerFault):
+class Stop(ContainerFault):
     """Graceful stop (SIGTERM, SIGKILL after ``timeout_s``); heal starts the target(s) again.
 
     Models a deployment or a node drained by an orchestrator: Kafka's controlled shutdown moves
@@ -116,7 +118,7 @@ class Stop(_ContainerFault):
         return {**super().params(), "timeout_s": self.timeout_s}
 
 
-class Pause(_ContainerFault):
+class Pause(ContainerFault):
     """Freeze every process of the target(s) (cgroup freezer, ``docker pause``); heal unpauses.
 
     Models a stop-the-world GC pause, a VM descheduled or live-migrated, a process stopped by SIGSTOP:
@@ -129,7 +131,7 @@ class Pause(_ContainerFault):
             env.container(node).pause()
 
 
-class Restart(_ContainerFault):
+class Restart(ContainerFault):
     """Restart the target(s) once, now: graceful (SIGTERM then start) or ``hard`` (SIGKILL then start).
 
     An event rather than a state: the container is running again when ``inject`` returns; heal only
@@ -161,7 +163,7 @@ def _restart(env: Environment, node: str, hard: bool, grace: int) -> None:
         c.restart(timeout=grace)
 
 
-class RollingRestart(_ContainerFault):
+class RollingRestart(ContainerFault):
     """Restart the target(s) one at a time (default: every broker), waiting between steps until the
     restarted broker is registered again and, with a deployed pipeline, every partition of its topic
     has a full ISR (each wait bounded by ``fault_step_timeout_s``). ``inject`` returns when the roll is

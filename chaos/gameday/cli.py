@@ -589,18 +589,21 @@ COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "list": cmd_li
             "heal": cmd_heal, "report": cmd_report, "compare": cmd_compare}
 
 
+class _GamedayLog(logging.FileHandler):
+    """The game-day log file's handler (one per process: a later command replaces it)."""
+
+
 def _log_to_file(report_dir: Path) -> None:
     """Library logs (client libraries' connection errors while a broker is down, fault details) go to
     ``<report dir>/gameday/gameday.log``, not through the live view."""
     path = Path(report_dir) / "gameday" / "gameday.log"
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _GamedayLog(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
-    for h in [h for h in root.handlers if getattr(h, "_gameday", False)]:
+    for h in [h for h in root.handlers if isinstance(h, _GamedayLog)]:
         root.removeHandler(h)
         h.close()
-    handler._gameday = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.INFO)
 

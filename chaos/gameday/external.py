@@ -57,7 +57,7 @@ from urllib.parse import urlparse
 from chaos.config import Settings
 from chaos.faults import Fault, LinkDown, Toxic
 from chaos.faults import targets as T
-from chaos.faults.container import _ContainerFault
+from chaos.faults.container import ContainerFault
 
 COMMANDS = ("kill", "stop", "start", "pause", "unpause", "status")
 REQUIRED_COMMANDS = ("kill", "stop", "start", "pause", "unpause")
@@ -252,7 +252,7 @@ def touched(fault: Fault, ext: ExternalTarget) -> list[str]:
                                     f"{', '.join(ext.links) or '(none: add [toxiproxy] links)'}")
             out |= found
         return sorted(out)
-    if type(fault).__name__ in ("Kill", "Stop", "Pause", "Restart") and isinstance(fault, _ContainerFault):
+    if type(fault).__name__ in ("Kill", "Stop", "Pause", "Restart") and isinstance(fault, ContainerFault):
         nodes = _nodes_of(fault.target, ext)
         unknown = [n for n in nodes if n not in ext.nodes]
         if unknown:
