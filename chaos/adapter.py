@@ -110,8 +110,8 @@ class GrpcHealth(Readiness):
 
 @dataclass(frozen=True)
 class Http(Readiness):
-    """``GET path`` on ``port`` (default: the metrics port) answers 2xx. Needs the port published: it is
-    asked from inside the service's network namespace with the fault helper image (``wget``-free: ``nc``)."""
+    """``GET path`` on ``port`` (default: the metrics port, else the service's port) answers 2xx; asked from
+    inside each replica's network namespace with the fault helper image (``nc``), so no port is published."""
 
     path: str = "/"
     port: int | None = None
@@ -403,6 +403,9 @@ class Pipeline:
     """A pipeline as the suite sees it. See the module docstring; ``docs/adapters.md`` has a walk-through.
 
     ``order``: the pipeline promises per-key application in acknowledgement order (checked by ``order``).
+    ``positions``: an acknowledgement reports where the record is (partition and offset of the entry topic),
+    and that position must hold the event (checked by ``positions``; without it, positions are checked where
+    given and their absence is no violation).
     ``budgets``: per-pipeline values of the experiments' budgets where they must differ from the shipped
     ones (``{"convergence_s": 90}``), each with its reason in the adapter. ``settings``: setting overrides
     this pipeline needs (``{"pipeline_ready_timeout_s": 120}`` for slow-starting JVMs)."""
@@ -417,6 +420,7 @@ class Pipeline:
     defects: Sequence[Defect] = ()
     images: Mapping[str, ImageRecipe] = field(default_factory=dict)
     order: bool = True
+    positions: bool = False
     budgets: Mapping[str, float] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""

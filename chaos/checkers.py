@@ -52,6 +52,7 @@ __all__ = [
     "check_lost",
     "check_order",
     "check_phantoms",
+    "check_positions",
     "check_unknowns",
     "format_verdicts",
     "per_key_sums",
@@ -1030,6 +1031,7 @@ def check_all(
     *,
     order: bool = True,
     committed: Mapping[str, Iterable[KafkaRecord]] | None = None,
+    kafka_at_most_once: bool = True,
 ) -> list[Verdict]:
     """The generic checkers over event ids and keys, sharing their indexes: lost, duplicates, phantoms,
     unknowns, order (when the pipeline promises per-key order), the Kafka duplicate check on ``kafka``
@@ -1042,8 +1044,57 @@ def check_all(
         out.append(_check_order(ctx))
     if key_state is not None:
         out.append(_check_conservation(ctx, key_state))
-    out.append(_check_kafka_duplicates(ctx))
+    if kafka_at_most_once:
+        out.append(_check_kafka_duplicates(ctx))
     return out
+
+
+def check_positions(history: History, kafka: Iterable[KafkaRecord], *, required: bool = True) -> Verdict:
+    """What the service acknowledged must match the log (Jepsen's Kafka workload checks the same).
+
+    Where the pipeline's contract returns a position with the acknowledgement (``required``), every
+    acknowledged op must report one, and the entry topic's committed record at that (partition, offset)
+    must be that op's event. A different event there, or nothing there while the event sits elsewhere in
+    the topic, is a violation. An acknowledged event that is nowhere in the topic is left to ``lost``.
+    """
+    at: dict[tuple[int, int], str] = {}
+    where: dict[str, tuple[int, int]] = {}
+    for r in kafka:
+        at[(r.partition, r.offset)] = r.event_id
+        where.setdefault(r.event_id, (r.partition, r.offset))
+    acked = [op for op in history.ops if op.outcome == _OK]
+    missing: list[Op] = []
+    wrong: list[tuple[Op, str | None]] = []
+    checked = 0
+    for op in acked:
+        if op.partition is None or op.offset is None or op.partition < 0 or op.offset < 0:
+            if required:
+                missing.append(op)
+            continue
+        checked += 1
+        there = at.get((op.partition, op.offset))
+        if there == op.id:
+            continue
+        if there is not None or op.id in where:
+            wrong.append((op, there))
+    no_position: list[dict[str, Any]] = [
+        {"kind": "no_position", "id": op.id, "key": op.key, "reported": f"{op.partition}@{op.offset}"}
+        for op in missing[:MAX_EXAMPLES]]
+    examples = _pick(
+        no_position,
+        [{"kind": "wrong_position", "id": op.id, "key": op.key, "reported": f"{op.partition}@{op.offset}",
+          "found_there": there, "actually_at": "{}@{}".format(*where[op.id]) if op.id in where else None}
+         for op, there in wrong[:MAX_EXAMPLES]],
+    )
+    counts: dict[str, int | float] = {"acknowledged": len(acked), "positions_checked": checked,
+                                      "wrong_position": len(wrong), "without_position": len(missing)}
+    problems = []
+    if wrong:
+        problems.append(f"{_plural(len(wrong), 'acknowledgement')} reported a position that does not hold the event")
+    if missing:
+        problems.append(f"{_plural(len(missing), 'acknowledgement')} without a position, which the contract promises")
+    msg = "; ".join(problems) or f"all {_plural(checked, 'acknowledged position')} hold their events"
+    return Verdict("positions", not problems, counts, examples, msg)
 
 
 def per_key_sums(history: History, applied: Iterable[AppliedRow],

@@ -54,13 +54,15 @@ class Settings:
     image_nethelper: str = field(default="", metadata={
         "help": "override the fault helper image (iptables, tc, chaos-netem; see chaos.images)"})
     cache_dir: Path = field(default_factory=_default_cache_dir, metadata={"help": "build cache"})
-    build_timeout_s: float = field(default=1800.0, metadata={"help": "bound on building all local images"})
+    build_timeout_s: float = field(default=1800.0, metadata={
+        "help": "bound on one step of building an image (a download, a Maven build, a docker build)"})
     registry_probe_timeout_s: float = field(default=20.0, metadata={"help": "bound on a registry probe"})
 
     # --- engine and environment -----------------------------------------------------------------
     docker_timeout_s: float = field(default=60.0, metadata={"help": "bound on one engine API call"})
     env_start_timeout_s: float = field(default=120.0, metadata={"help": "bound on starting the topology"})
-    pipeline_ready_timeout_s: float = field(default=60.0, metadata={"help": "bound on ingest+projectors ready"})
+    pipeline_ready_timeout_s: float = field(default=60.0, metadata={
+        "help": "bound on a deployment's services passing their readiness checks"})
     container_stop_timeout_s: int = field(default=5, metadata={"help": "grace before SIGKILL on stop"})
     poll_interval_s: float = field(default=0.2, metadata={"help": "interval between readiness probes"})
     toxiproxy_api_timeout_s: float = field(default=5.0, metadata={"help": "bound on one Toxiproxy API call"})
@@ -82,7 +84,8 @@ class Settings:
     kafka_broker_session_timeout_ms: int = field(default=3000, metadata={"help": "broker fenced after"})
     kafka_broker_heartbeat_ms: int = field(default=500, metadata={"help": "broker heartbeat interval"})
     kafka_replica_lag_time_max_ms: int = field(default=5000, metadata={"help": "follower leaves ISR after"})
-    producer_delivery_timeout_ms: int = field(default=15000, metadata={"help": "ingest gives up after"})
+    producer_delivery_timeout_ms: int = field(default=15000, metadata={
+        "help": "the entry service's producer gives up after ({settings.producer_delivery_timeout_ms})"})
     producer_request_timeout_ms: int = field(default=5000, metadata={"help": "one produce request"})
     consumer_session_timeout_ms: int = field(default=6000, metadata={
         "help": "session timeout the pipeline's consumers are given ({settings.consumer_session_timeout_ms})"})
@@ -116,7 +119,8 @@ class Settings:
     # --- game days (chaos.gameday) -----------------------------------------------------------------
     gameday_steady_timeout_s: float = field(default=60.0, metadata={
         "help": "game day: bound on waiting for the steady state before the method and for its return after heal"})
-    gameday_probe_interval_s: float = field(default=1.0, metadata={"help": "game day: interval between probes"})
+    gameday_probe_interval_s: float = field(default=1.0, metadata={
+        "help": "interval between samples of the pipeline (probes, lag, rows applied) in every run"})
     gameday_refresh_s: float = field(default=0.5, metadata={"help": "game day: live view refresh (terminal)"})
     gameday_line_interval_s: float = field(default=2.0, metadata={
         "help": "game day: seconds between status lines when the output is not a terminal"})

@@ -209,6 +209,9 @@ DEFECTS = (
     Defect("acks0", "producer acks=0: 'acknowledged' before the broker has it", catches=("leader_isolated",)),
     Defect("no_idempotence", "producer retries without idempotence: a retry after a lost response writes the "
            "event twice", catches=("entry_kafka_lost_acks",)),
+    Defect("guessed_partition", "the acknowledgement reports the partition Java's murmur2 partitioner would "
+           "pick, not the one librdkafka (crc32) delivered to: clients are told a wrong position",
+           catches=("steady_state",)),
     Defect("commit_before_write", "offsets committed before the database transaction: a failed write loses the "
            "batch", catches=("postgres_outage", "sink_crash_mid_batch")),
     Defect("auto_commit", "offsets auto-committed in the background, ahead of the database",
@@ -234,4 +237,5 @@ PIPELINE = Pipeline(
     defects=DEFECTS,
     images={"pipeline": IMAGE},
     order=True,
+    positions=True,  # Ack{partition, offset}
 )

@@ -12,7 +12,9 @@ links between them and Kafka and Postgres (``"entry->kafka"``, ``"sink->postgres
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -43,11 +45,12 @@ RIDE_OUT = {"during": Budget(max_error_rate=0.0), "after": Budget(max_error_rate
 # After a fault that breaks connections, clients reconnect (the generator's gRPC backoff is capped at
 # 500 ms): a few hundred milliseconds of errors right after the heal, under 10% of the after phase.
 RECOVER = {"after": Budget(max_error_rate=0.10)}
-CONVERGENCE_S = 60.0  # heal -> every event acknowledged before the heal applied
-
-
-def load(settings: Settings) -> LoadSpec:
-    return NIGHTLY_LOAD if settings.tier == "nightly" else GATE_LOAD
+def load(settings: Settings, max_batch: int = 500) -> LoadSpec:
+    """The tier's load; batches no larger than the pipeline's client takes (the same events per second)."""
+    spec = NIGHTLY_LOAD if settings.tier == "nightly" else GATE_LOAD
+    if spec.batch_size > max_batch:
+        return dataclasses.replace(spec, rate=spec.rate * spec.batch_size / max_batch, batch_size=max_batch)
+    return spec
 
 
 def phases(settings: Settings) -> Phases:
@@ -62,8 +65,14 @@ def run(experiment, fault=None, *, defects=(), budgets=None, during_s=None, befo
     for role in requires:
         if not pipeline.with_role(role):
             pytest.skip(f"pipeline {pipeline.name} has no {role} service ({ROLES[role]})")
-    exp.load = load(exp.settings)
+    exp.load = load(exp.settings, getattr(pipeline.client, "max_batch", 1))
     p = phases(exp.settings)
     return exp.run(fault=fault, before_s=p.before_s if before_s is None else before_s,
                    during_s=p.during_s if during_s is None else during_s, after_s=p.after_s,
-                   budgets=budgets, convergence_bound_s=exp.env.pipeline.budget("convergence_s", CONVERGENCE_S))
+                   budgets=budgets, convergence_bound_s=convergence_bound_s(exp.settings, pipeline))
+
+
+def convergence_bound_s(settings: Settings, pipeline: Any) -> float:
+    """Heal -> every event acknowledged before the heal applied: the pipeline's own budget where its adapter
+    sets one (``budgets["convergence_s"]``), else the ``convergence_bound_s`` setting."""
+    return pipeline.budget("convergence_s", settings.convergence_bound_s)

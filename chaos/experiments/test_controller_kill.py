@@ -1,8 +1,8 @@
 """The active KRaft controller is killed with SIGKILL, then started again.
 
 The remaining two voters elect a new controller; leadership of the dead broker's partitions moves.
-No error reaches the client (the producer retries within its delivery timeout), nothing is lost or
-doubled, and the pipeline converges after the restart.
+Nothing is lost or doubled and the pipeline converges after the restart; the client may see errors
+while leadership moves, and after the restart at most a few (under 10% of the after phase).
 """
 
 import pytest

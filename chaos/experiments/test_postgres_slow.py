@@ -1,4 +1,4 @@
-"""Postgres answers the sinks 100 ms slower (both directions) for a while.
+"""Postgres answers the sinks 100 ms later (its answers delayed) for a while.
 
 The sinks fall behind and catch up: nothing lost or doubled, converged within the bound after
 the heal, and no error reaches the client.

@@ -129,7 +129,7 @@ class Session:
         try:
             result = exp.run(fault=to_schedule(steps), warmup_s=phases.get("warmup_s", WARMUP_S),
                              before_s=phases.get("before_s", BEFORE_S), after_s=phases.get("after_s", AFTER_S),
-                             convergence_bound_s=self.env.pipeline.budget("convergence_s", common.CONVERGENCE_S))
+                             convergence_bound_s=common.convergence_bound_s(self.settings, self.env.pipeline))
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             raise

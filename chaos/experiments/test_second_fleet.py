@@ -4,7 +4,7 @@ while the database answers slowly (the extra load of a backfill often does that)
 A new fleet in its own consumer group starts from the earliest offset and writes into the live
 schema while the live fleet keeps running: it replays everything already applied, then races the live
 sinks at the head of the log, where both apply different events of the same key at the same
-moment. The slow database (each round trip 2 x ``DB_LATENCY_MS`` longer) widens each transaction, so
+moment. The slow database (each answer ``DB_LATENCY_MS`` late) widens each transaction, so
 the writers' transactions overlap often, as they do under a real backfill's load.
 
 A correct sink dedups by event id and reads and writes a key's state in one transaction

@@ -22,7 +22,7 @@ where nf_tables is missing, and heal cleans up with both.
 
 ``NetEm`` degrades a container's egress: loss, delay with jitter, duplication, corruption. With
 ``backend="auto"`` it uses the kernel's netem qdisc (``tc qdisc ... netem``) when the kernel has it;
-kernels without ``sch_netem`` (the minimal VM kernels of our development and CI machines among them)
+kernels without ``sch_netem`` (minimal VM kernels often lack it)
 get the same effects in user space: ``chaos-netem`` (a helper running ``recipes/chaos-netem.c``) holds,
 drops or corrupts the packets that an iptables ``NFQUEUE`` rule hands it, and the iptables ``TEE``
 target duplicates them. The ``NFQUEUE`` rule has ``--queue-bypass``: if the helper dies, packets flow.

@@ -7,7 +7,7 @@ writes each event as its own line and a one-line status every ``gameday_line_int
     gameday leader-kill on env 3f2a91c0de   t=14.2s   phase during
     timeline  warmup 0-3s | before 3-7s | > kill leader:0 @7s for 6s [active] | after
     faults    kill kafka-2 (active 3.1s)
-    steady    ingest_serving OK SERVING | error_rate OK 0.0% | consumer_lag OK 12 | full_isr FAIL 4/6
+    steady    entry_serving OK SERVING | error_rate OK 0.0% | consumer_lag OK 12 | full_isr FAIL 4/6
     load      sent 2,840 acked 2,802 errors 0 | applied 2,650 lag 152
     last 3s   p50 12 ms  p99 3,410 ms  errors 0.0%  (budget: errors <= 50%, p99 <= 8,000 ms)
 

@@ -117,7 +117,7 @@ def _num(d: Mapping[str, Any], key: str, where: str, default: float | None = Non
 def _probe(raw: Any, i: int) -> Probe:
     where = f"steady_state.probe[{i}]"
     if not isinstance(raw, Mapping):
-        raise _err(where, "must be a table such as {type = \"ingest_serving\"}")
+        raise _err(where, "must be a table such as {type = \"entry_serving\"}")
     _no_unknown(raw, ("type", "name", "max", "window_s", "during"), where)
     kind = raw.get("type")
     kind = PROBE_ALIASES.get(kind, kind) if isinstance(kind, str) else kind

@@ -52,7 +52,6 @@ EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_ABORTED, EXIT_NOT_STEADY, EXIT_INTERRUP
 OUTCOMES = {EXIT_OK: "passed", EXIT_FAILED: "failed", EXIT_ABORTED: "aborted", EXIT_NOT_STEADY: "not steady",
             EXIT_INTERRUPTED: "interrupted"}
 TICK_S = 0.1  # the main loop's clock (when to act and check), not a wait for a state
-SAMPLE_EVERY_S = 1.0  # the sampler's period (probes, lag, rows applied)
 PROBE_TIMEOUT_S = 2.0
 
 
@@ -356,7 +355,7 @@ class Run:
         while not self._stop_sampler.is_set():
             begun = time.monotonic()
             self._sample()
-            self._stop_sampler.wait(max(0.0, SAMPLE_EVERY_S - (time.monotonic() - begun)))
+            self._stop_sampler.wait(max(0.0, self.s.gameday_probe_interval_s - (time.monotonic() - begun)))
 
     def _sample(self) -> None:
         t = self.target
@@ -666,7 +665,9 @@ class Run:
             self.truth = gt
             p = dep.pipeline
             committed = {t: recs for t, recs in gt.records.items()}
-            v += checkers.check_all(hist, gt.applied, gt.kafka, None, order=p.order, committed=committed)
+            v += checkers.check_all(hist, gt.applied, gt.kafka, None, order=p.order, committed=committed,
+                                    kafka_at_most_once=p.entry_topic.at_most_once)
+            v.append(checkers.check_positions(hist, gt.kafka, required=p.positions))
             for t in p.topics:
                 if t.at_most_once and t.name != gt.entry_topic:
                     kd = checkers.check_kafka_duplicates(hist, gt.records.get(t.name, []))

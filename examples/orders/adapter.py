@@ -223,6 +223,7 @@ PIPELINE = Pipeline(
     defects=DEFECTS,
     images={"orders": IMAGE},
     order=False,  # the sink applies a batch on several threads: no per-customer order is promised
+    positions=True,  # PlaceOrderReply{partition, offset}
     # Three JVMs warm up on two cores when a pipeline is deployed, and a killed pricer's open transaction
     # holds read_committed readers until it is aborted: convergence needs more than the shipped 60 s.
     budgets={"convergence_s": 90.0},

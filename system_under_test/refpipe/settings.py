@@ -30,6 +30,7 @@ INGEST_DEFECTS: dict[str, str] = {
     "acks1": "producer uses acks=1 (leader-only ack; idempotence off): acked writes lost on leader failover",
     "acks0": "producer uses acks=0 (fire and forget; idempotence off): 'acked' before the broker has it",
     "no_idempotence": "producer without idempotence, retries high, 5 in-flight: duplicates/reorder on retry",
+    "guessed_partition": "the ack reports the partition Java's murmur2 partitioner would pick, not the delivered one",
 }
 PROJECTOR_DEFECTS: dict[str, str] = {
     "commit_before_write": "offsets committed BEFORE the DB transaction: a failed write loses the batch",
@@ -39,6 +40,34 @@ PROJECTOR_DEFECTS: dict[str, str] = {
     "stale_read": "state read outside the transaction, absolute write without version check: lost update",
 }
 ALL_DEFECTS: dict[str, str] = {**INGEST_DEFECTS, **PROJECTOR_DEFECTS}
+
+def murmur2_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's Java clients pick for ``key`` (murmur2, positive, modulo): what a service that
+    guesses the partition itself (``guessed_partition``) reports, though librdkafka picks with crc32."""
+    seed, m, r = 0x9747B28C, 0x5BD1E995, 24
+    length = len(key)
+    h = (seed ^ length) & 0xFFFFFFFF
+    for i in range(0, length // 4 * 4, 4):
+        k = int.from_bytes(key[i:i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+        h ^= k
+    rest = length % 4
+    tail = key[length - rest:]
+    if rest == 3:
+        h ^= tail[2] << 16
+    if rest >= 2:
+        h ^= tail[1] << 8
+    if rest >= 1:
+        h ^= tail[0]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % partitions
+
 
 # pairs that cannot be combined meaningfully
 _EXCLUSIVE_DEFECTS: tuple[tuple[str, str], ...] = (

@@ -28,6 +28,7 @@ from chaos.checkers import (
     check_lost,
     check_order,
     check_phantoms,
+    check_positions,
     check_unknowns,
     format_verdicts,
     phase_stats,
@@ -676,3 +677,35 @@ def test_kafka_duplicates_passes_once_per_id_and_fails_on_a_retried_write() -> N
     assert not v.ok
     assert v.counts["duplicated_events"] == 1 and v.counts["extra_records"] == 1
     assert v.examples[0]["id"] == kafka[0].event_id and v.examples[0]["times"] == 2
+
+
+# --------------------------------------------------------------------------- positions
+
+
+def placed(id_: str, partition: int | None, offset: int | None, outcome: Outcome = OK) -> Op:
+    return Op(id_, "k", 1, 1, 0, 0, 1, outcome, "during", None, partition, offset)
+
+
+def test_positions_hold_their_events() -> None:
+    h = hist(placed("a", 0, 0), placed("b", 1, 0), placed("c", None, None, UNKNOWN))
+    kafka = [KafkaRecord("a", "k", 0, 0), KafkaRecord("b", "k", 1, 0), KafkaRecord("c", "k", 0, 1)]
+    v = check_positions(h, kafka)
+    assert v.ok and v.counts["positions_checked"] == 2, v.format()
+
+
+def test_a_position_that_holds_another_event_or_nothing_is_a_violation() -> None:
+    # a reports b's place; b reports an offset past the end while it sits elsewhere; c is nowhere (lost's business)
+    h = hist(placed("a", 1, 0), placed("b", 0, 9), placed("c", 2, 0))
+    kafka = [KafkaRecord("a", "k", 0, 0), KafkaRecord("b", "k", 1, 0)]
+    v = check_positions(h, kafka)
+    assert not v.ok and v.counts["wrong_position"] == 2, v.format()
+    kinds = {(e["id"], e["found_there"], e["actually_at"]) for e in v.examples}
+    assert kinds == {("a", "b", "0@0"), ("b", None, "1@0")}
+
+
+def test_an_acknowledgement_without_a_position_fails_only_where_the_contract_gives_one() -> None:
+    h = hist(placed("a", None, None), placed("b", -1, -1001))
+    kafka = [KafkaRecord("a", "k", 0, 0), KafkaRecord("b", "k", 0, 1)]
+    assert not check_positions(h, kafka).ok
+    assert check_positions(h, kafka).counts["without_position"] == 2
+    assert check_positions(h, kafka, required=False).ok

@@ -39,7 +39,7 @@ def ev(event_id: str, key: str, seq: int, amount: int, partition: int = 0, offse
 
 
 def test_defect_catalogue() -> None:
-    assert set(INGEST_DEFECTS) == {"acks1", "acks0", "no_idempotence"}
+    assert set(INGEST_DEFECTS) == {"acks1", "acks0", "no_idempotence", "guessed_partition"}
     assert set(PROJECTOR_DEFECTS) == {
         "commit_before_write",
         "auto_commit",
@@ -424,3 +424,17 @@ def test_schema_ddl() -> None:
         assert f'"run_1".{table}' in joined
     assert db.create_schema_statement("run_1").as_string(None) == 'CREATE SCHEMA IF NOT EXISTS "run_1"'
     assert db.connection_options("run_1", 2500) == "-c search_path=run_1 -c statement_timeout=2500"
+
+
+def test_the_adapter_names_exactly_the_pipelines_defects() -> None:
+    from system_under_test.adapter import PIPELINE
+
+    assert {d.name for d in PIPELINE.defects} == set(ALL_DEFECTS)
+
+
+@pytest.mark.parametrize(("key", "java"), [("21", -973932308), ("foobar", -790332482),
+                                           ("a-little-bit-long-string", -985981536), ("abc", 479470107)])
+def test_guessed_partition_is_javas_murmur2(key: str, java: int) -> None:
+    from system_under_test.refpipe.settings import murmur2_partition
+
+    assert murmur2_partition(key.encode(), 6) == (java & 0x7FFFFFFF) % 6  # Kafka's own test vectors
