@@ -175,14 +175,16 @@ class Database:
 
 @dataclass(frozen=True)
 class Defect:
-    """A switch that turns one real, well-known bug on. Services see the names in ``{defects}``;
-    ``topic_config`` overrides topic settings when the defect is on (``{"events": {"min.insync.replicas":
-    "1"}}``). ``catches``: the experiments (module names without ``test_``) that must catch it."""
+    """A switch that turns one real, well-known bug on. Services see the names in ``{defects}`` (unless
+    ``in_services`` is false: a defect of the topics' configuration only); ``topic_config`` overrides topic
+    settings when the defect is on (``{"events": {"min.insync.replicas": "1"}}``). ``catches``: the
+    experiments (module names without ``test_``) that must catch it."""
 
     name: str
     description: str
     topic_config: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     catches: tuple[str, ...] = ()
+    in_services: bool = True
 
 
 @dataclass(frozen=True)

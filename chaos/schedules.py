@@ -151,6 +151,8 @@ def claim_of(spec: Mapping[str, Any], shape: Shape) -> Claim:
     if name in LINK_FAULTS:
         links = _expand_links(spec.get("links"), shape)
         return Claim(exclusive_links=links) if name == "link_down" else Claim(shared_links=links)
+    if name == "leader_loss_after_isr_shrink":  # some broker (the leader at injection), cut from the others
+        return Claim(nodes=frozenset(shape.brokers), wildcard_brokers=1)
     if name in ("terminate_backends", "hold_row_locks"):
         return Claim(nodes=frozenset({"postgres-sessions"}))
     if name == "rolling_restart":
@@ -369,6 +371,7 @@ def node_fault_specs(nodes: Sequence[str], brokers: Sequence[str] = BROKERS,
                 lambda p: {"fault": "one_way", "src": p[0], "dst": p[1]}),
             st.fixed_dictionaries({"fault": st.just("bridge"), "bridge": b}),
             st.fixed_dictionaries({"fault": st.just("rolling_restart"), "hard": st.booleans()}),
+            st.fixed_dictionaries({"fault": st.just("leader_loss_after_isr_shrink"), "partition": st.integers(0, 1)}),
         ]
     return st.one_of(out)
 

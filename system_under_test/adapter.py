@@ -209,9 +209,15 @@ DEFECTS = (
     Defect("acks0", "producer acks=0: 'acknowledged' before the broker has it", catches=("leader_isolated",)),
     Defect("no_idempotence", "producer retries without idempotence: a retry after a lost response writes the "
            "event twice", catches=("entry_kafka_lost_acks",)),
+    Defect("ack_on_send", "acknowledged once handed to the producer: an outage longer than the delivery timeout "
+           "drops acknowledged events", catches=("entry_kafka_long_outage", "entry_kafka_latency")),
     Defect("guessed_partition", "the acknowledgement reports the partition Java's murmur2 partitioner would "
            "pick, not the one librdkafka (crc32) delivered to: clients are told a wrong position",
            catches=("steady_state",)),
+    Defect("unsafe_topic", "the topic acknowledges with the leader alone (min.insync.replicas 1) and elects a "
+           "replica that is not in sync when the leader is gone (unclean leader election)",
+           topic_config={"events": {"min.insync.replicas": "1", "unclean.leader.election.enable": "true"}},
+           catches=("leader_loss_after_isr_shrink",), in_services=False),
     Defect("commit_before_write", "offsets committed before the database transaction: a failed write loses the "
            "batch", catches=("postgres_outage", "sink_crash_mid_batch")),
     Defect("auto_commit", "offsets auto-committed in the background, ahead of the database",

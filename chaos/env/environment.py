@@ -533,7 +533,7 @@ class Environment:
             postgres_host=pg_host, postgres_port=pg_port, postgres_user=e.pg_user, postgres_password=e.pg_password,
             postgres_db=e.pg_db, schema=dep.schema, topic=dep.topics,
             group=group or dep.groups.get(s.name, f"{s.name}.{dep.tag}"), node=node, replica=replica,
-            defects=",".join(dep.defects), deployment=dep.tag,
+            defects=",".join(d for d in dep.defects if dep.pipeline.defect(d).in_services), deployment=dep.tag,
             service={d: t.proxy_for(s.name, d) for d in s.talks_to if d not in ("kafka", "postgres")},
             port=s.port, settings=self.settings)
 

@@ -88,6 +88,8 @@ def broker_properties(i: int, topology: Topology, settings: Settings, external_p
         "broker.heartbeat.interval.ms": str(s.kafka_broker_heartbeat_ms),
         "replica.lag.time.max.ms": str(s.kafka_replica_lag_time_max_ms),
         "group.initial.rebalance.delay.ms": "0",
+        # an unclean election (only where a topic allows it) within a second, not after the default 5 minutes
+        "unclean.leader.election.interval.ms": "1000",
         "transaction.abort.timed.out.transaction.cleanup.interval.ms": "5000",
         "num.network.threads": "2",
         "num.io.threads": "4",

@@ -59,7 +59,8 @@ def phases(settings: Settings) -> Phases:
 
 def run(experiment, fault=None, *, defects=(), budgets=None, during_s=None, before_s=None, requires=()):
     """One experiment with the tier's load and phase lengths; returns its ExperimentResult. ``requires``:
-    roles the pipeline must have (``stage``); without one the test is skipped, saying why."""
+    roles the pipeline must have (``stage``); without one the test is skipped, saying why. ``during_s`` may be
+    a function of the settings (an outage longer than a timeout the settings set)."""
     exp = experiment(defects=defects)
     pipeline = exp.env.pipeline
     for role in requires:
@@ -67,6 +68,8 @@ def run(experiment, fault=None, *, defects=(), budgets=None, during_s=None, befo
             pytest.skip(f"pipeline {pipeline.name} has no {role} service ({ROLES[role]})")
     exp.load = load(exp.settings, getattr(pipeline.client, "max_batch", 1))
     p = phases(exp.settings)
+    if callable(during_s):
+        during_s = during_s(exp.settings)
     return exp.run(fault=fault, before_s=p.before_s if before_s is None else before_s,
                    during_s=p.during_s if during_s is None else during_s, after_s=p.after_s,
                    budgets=budgets, convergence_bound_s=convergence_bound_s(exp.settings, pipeline))

@@ -10,7 +10,8 @@ A ``Schedule`` injects and heals several faults at set times.
 Catalogue (``docs/faults.md`` has what each models; :mod:`chaos.faults.catalogue` maps names to classes):
 links (Toxiproxy)  Latency, Bandwidth, BlackHole, ResetPeer, SlowClose, Slicer, LimitData, Toxic, LinkDown
 containers         Kill (= KillAndRestart), Stop, Pause, Restart, RollingRestart, SecondFleet
-network            Isolate, Split, Bridge, OneWay, Partition (iptables), NetEm (loss, delay, duplication, corruption)
+network            Isolate, Split, Bridge, OneWay, Partition (iptables, optionally one port), NetEm (loss, delay,
+                   duplication, corruption), LeaderLossAfterIsrShrink (a cut replication path, then the leader lost)
 database           TerminateBackends, HoldRowLocks (and Restart/Pause of "postgres")
 resources          DiskFull
 """
@@ -30,7 +31,7 @@ from chaos.faults.network import (
     SlowClose,
     Toxic,
 )
-from chaos.faults.partition import Bridge, Isolate, NetEm, OneWay, Partition, Split
+from chaos.faults.partition import Bridge, Isolate, LeaderLossAfterIsrShrink, NetEm, OneWay, Partition, Split
 from chaos.faults.schedule import Schedule, Step
 from chaos.faults.targets import (
     ActiveController,
@@ -53,7 +54,8 @@ from chaos.faults.targets import (
 __all__ = [
     "ActiveController", "AnyBroker", "Bandwidth", "BlackHole", "Bridge", "Brokers", "CoordinatorOf", "DiskFull",
     "Fault",
-    "HoldRowLocks", "Isolate", "Kill", "KillAndRestart", "Latency", "LeaderOf", "LimitData", "LinkDown",
+    "HoldRowLocks", "Isolate", "Kill", "KillAndRestart", "Latency", "LeaderLossAfterIsrShrink", "LeaderOf",
+    "LimitData", "LinkDown",
     "Majority", "Minority", "NetEm", "Node", "OneWay", "Partition", "Pause", "Postgres", "ResetPeer", "Restart",
     "RollingRestart", "Schedule", "SecondFleet", "Service", "Services", "Slicer", "SlowClose", "Split", "Step",
     "Stop", "Target", "TerminateBackends", "Toxic", "Toxiproxy", "active_faults", "heal_all", "links_matching",

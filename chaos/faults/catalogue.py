@@ -34,7 +34,7 @@ from chaos.faults.network import (
     SlowClose,
     Toxic,
 )
-from chaos.faults.partition import Bridge, Isolate, NetEm, OneWay, Partition, Split
+from chaos.faults.partition import Bridge, Isolate, LeaderLossAfterIsrShrink, NetEm, OneWay, Partition, Split
 
 CATALOGUE: dict[str, type[Fault]] = {
     "latency": Latency, "bandwidth": Bandwidth, "black_hole": BlackHole, "reset_peer": ResetPeer,
@@ -42,7 +42,7 @@ CATALOGUE: dict[str, type[Fault]] = {
     "kill": Kill, "stop": Stop, "pause": Pause, "restart": Restart, "rolling_restart": RollingRestart,
     "second_fleet": SecondFleet, "isolate": Isolate, "split": Split, "bridge": Bridge, "one_way": OneWay,
     "partition": Partition, "netem": NetEm, "terminate_backends": TerminateBackends,
-    "hold_row_locks": HoldRowLocks, "disk_full": DiskFull,
+    "hold_row_locks": HoldRowLocks, "disk_full": DiskFull, "leader_loss_after_isr_shrink": LeaderLossAfterIsrShrink,
 }
 LINK_FAULTS = ("latency", "bandwidth", "black_hole", "reset_peer", "slow_close", "slicer", "limit_data", "toxic",
                "link_down")

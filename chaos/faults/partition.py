@@ -34,12 +34,13 @@ import itertools
 import logging
 import re
 import shlex
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chaos.faults.base import Fault
-from chaos.faults.targets import AnyBroker, Brokers, Minority, Target, target
+from chaos.faults.targets import AnyBroker, Brokers, LeaderOf, Minority, Node, Target, target
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -81,12 +82,14 @@ def plan_partition(cuts: Iterable[tuple[str, str, bool]],
     return plan
 
 
-def partition_script(chain: str, drop_from: Iterable[str], drop_to: Iterable[str]) -> str:
-    """Shell script (run in the target's namespace) that installs one fault's DROP rules."""
+def partition_script(chain: str, drop_from: Iterable[str], drop_to: Iterable[str], port: int | None = None) -> str:
+    """Shell script (run in the target's namespace) that installs one fault's DROP rules. With ``port``,
+    only TCP to or from that port is dropped (one service of the node, not the whole node)."""
     cin, cout = f"{chain}I", f"{chain}O"
     lines = ["set -e", PICK_IPTABLES, f"$IPT -w -N {cin}", f"$IPT -w -N {cout}"]
-    lines += [f"$IPT -w -A {cin} -s {shlex.quote(ip)} -j DROP" for ip in sorted(drop_from)]
-    lines += [f"$IPT -w -A {cout} -d {shlex.quote(ip)} -j DROP" for ip in sorted(drop_to)]
+    ports = [""] if port is None else [f" -p tcp --dport {int(port)}", f" -p tcp --sport {int(port)}"]
+    lines += [f"$IPT -w -A {cin} -s {shlex.quote(ip)}{p} -j DROP" for ip in sorted(drop_from) for p in ports]
+    lines += [f"$IPT -w -A {cout} -d {shlex.quote(ip)}{p} -j DROP" for ip in sorted(drop_to) for p in ports]
     lines += [f"$IPT -w -I INPUT 1 -j {cin}", f"$IPT -w -I OUTPUT 1 -j {cout}", 'echo "backend=$IPT"']
     return "\n".join(lines)
 
@@ -156,10 +159,13 @@ class Partition(Fault):
 
     name = "partition"
 
-    def __init__(self, a: Target | str, b: Target | str, *, one_way: bool = False) -> None:
+    def __init__(self, a: Target | str, b: Target | str, *, one_way: bool = False, port: int | None = None) -> None:
         super().__init__()
         self.a, self.b = target(a), target(b)
         self.one_way = one_way
+        if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
+            raise ValueError(f"port={port!r} must be a TCP port (1..65535), or None: every packet")
+        self.port = port  # only TCP to or from this port is cut (None: everything)
         self.chain = _new_chain()
 
     def validate(self, env: Environment) -> None:
@@ -191,7 +197,8 @@ class Partition(Fault):
             if (not drop_from and not drop_to) or node in down:
                 continue  # nothing to drop, or no namespace: a stopped node talks to nobody anyway
             self.resolved["rules"][node] = {"drop_from": drop_from, "drop_to": drop_to}
-            out = env.run_helper(node, partition_script(self.chain, drop_from, drop_to), purpose="partition")
+            out = env.run_helper(node, partition_script(self.chain, drop_from, drop_to, self.port),
+                                 purpose="partition")
             self.resolved.setdefault("backend", out.strip().rpartition("backend=")[2] or None)
 
     def _heal(self, env: Environment) -> None:
@@ -199,7 +206,8 @@ class Partition(Fault):
         _heal_on_nodes(env, self.resolved.get("rules", {}), script, "partition")
 
     def params(self) -> dict[str, Any]:
-        return {"a": str(self.a), "b": str(self.b), "one_way": self.one_way}
+        return {"a": str(self.a), "b": str(self.b), "one_way": self.one_way,
+                **({"port": self.port} if self.port is not None else {})}
 
 
 def _heal_on_nodes(env: Environment, nodes: Iterable[str], script: str, purpose: str) -> None:
@@ -237,6 +245,85 @@ class _Everyone(Target):
 
     def nodes(self, env: Environment) -> list[str]:
         return env.node_names()
+
+
+class LeaderLossAfterIsrShrink(Fault):
+    """Jepsen's classic Kafka loss, as one fault: the followers of a partition are cut from its leader on
+    the replication path only (the brokers' INTERNAL listener; the controller quorum still reaches every
+    broker, so nobody is fenced), writes go on until the ISR has shrunk to the leader alone (waited for,
+    bounded by ``fault_step_timeout_s``), then the leader is killed. Heal starts it again (its namespace, and
+    with it the cut, went with the kill).
+
+    With ``min.insync.replicas`` 2 and unclean elections off, the partition takes no write the leader alone
+    would acknowledge and stays without a leader until the old one is back: nothing acknowledged is lost.
+    With ``min.insync.replicas`` 1 and unclean elections on, the leader alone acknowledges, a follower that
+    missed those writes becomes leader, and the old leader truncates them when it returns: acknowledged, lost.
+    """
+
+    name = "leader_loss_after_isr_shrink"
+
+    def __init__(self, partition: int = 0, topic: str | None = None) -> None:
+        super().__init__()
+        self.leader_of = LeaderOf(partition, topic)
+        self._cut: Partition | None = None
+
+    def validate(self, env: Environment) -> None:
+        self.leader_of.validate(env)
+
+    def _inject(self, env: Environment) -> None:
+        from chaos.env import wait_until
+        from chaos.env.topology import KAFKA_INTERNAL
+
+        topic = self.leader_of.deployed_topic(env)
+        leader = self.leader_of.resolve(env)
+        broker = int(leader.split("-")[1])
+        others = [b for b in env.broker_names() if b != leader]
+        self.resolved = {"node": leader, "topic": topic, "partition": self.leader_of.partition,
+                         "isr_before": env.partition_isr(topic, self.leader_of.partition)}
+        self._cut = Partition(Node(leader), _Named(tuple(others)), port=KAFKA_INTERNAL)
+        self._cut.inject(env)
+        started = time.monotonic()
+        s = env.settings
+
+        def shrunk() -> bool:
+            return env.partition_isr(topic, self.leader_of.partition) == [broker]
+
+        wait_until(shrunk, s.fault_step_timeout_s, f"the ISR of {topic}-{self.leader_of.partition} to shrink to "
+                   f"its leader {leader} alone (replica.lag.time.max.ms)", s.poll_interval_s)
+        self.resolved["isr_shrunk_after_s"] = round(time.monotonic() - started, 2)
+        env.container(leader).kill(signal="SIGKILL")
+        self.resolved["killed"] = True
+
+    def _heal(self, env: Environment) -> None:
+        errors = []
+        node = self.resolved.get("node")
+        if self.resolved.get("killed") and node:
+            try:
+                from chaos.faults.container import ensure_running
+
+                ensure_running(env, node)
+            except Exception as exc:
+                errors.append(f"starting {node}: {exc}")
+        if self._cut is not None:
+            try:
+                self._cut.heal(env)
+            except Exception as exc:
+                errors.append(f"removing the cut: {exc}")
+        if errors:
+            raise RuntimeError(f"{self.name}: {'; '.join(errors)}")
+
+    def params(self) -> dict[str, Any]:
+        return {"partition": self.leader_of.partition, "topic": self.leader_of.topic}
+
+
+@dataclass(frozen=True)
+class _Named(Target):
+    """Nodes named at injection time by the fault itself."""
+
+    names: tuple[str, ...]
+
+    def nodes(self, env: Environment) -> list[str]:
+        return list(self.names)
 
 
 class Split(Partition):

@@ -19,12 +19,13 @@ folder's page from its ``history.jsonl`` and ``results.json``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from chaos.history import History
-from chaos.report.results import SCHEMA_VERSION, build_results, load_results, rebuild_results, results_of
+from chaos.report import results as _results
+from chaos.report.results import SCHEMA_VERSION, build_results, load_results, rebuild_results
+from chaos.report.schema import FaultRecord, Results
 
 if TYPE_CHECKING:
     from chaos.run import RunResult as ExperimentResult
@@ -44,7 +45,14 @@ __all__ = [
 HTML_NAME = "report.html"
 
 
-def write_artefacts(history: History, results: Mapping[str, Any], folder: str | Path) -> Path:
+def results_of(result: ExperimentResult) -> dict[str, Any]:
+    """:func:`chaos.report.results.results_of` as the plain ``dict[str, Any]`` that
+    :meth:`chaos.run.RunResult.to_dict` is declared to return; typed code calls the one in
+    :mod:`chaos.report.results`, which returns :class:`~chaos.report.schema.Results`."""
+    return cast("dict[str, Any]", _results.results_of(result))
+
+
+def write_artefacts(history: History, results: Results, folder: str | Path) -> Path:
     """Write ``results.json``, ``report.html`` and ``summary.md`` into ``folder``; returns the page's path."""
     from chaos.redact import redact_doc
     from chaos.report.html import render_html
@@ -60,12 +68,12 @@ def write_artefacts(history: History, results: Mapping[str, Any], folder: str | 
     return page
 
 
-def write_experiment(result: ExperimentResult, folder: str | Path) -> dict[str, Any]:
+def write_experiment(result: ExperimentResult, folder: str | Path) -> Results:
     """All artefacts of a finished experiment (the history too); returns the results document."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     result.history.write_jsonl(out / "history.jsonl")
-    results = results_of(result)
+    results = _results.results_of(result)
     write_artefacts(result.history, results, out)
     return results
 
@@ -87,30 +95,39 @@ def render_folder(folder: str | Path, out: str | Path | None = None) -> Path:
     return write_artefacts(history, results, dest)
 
 
-def junit_properties(results: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+# (key, label) of the figures of each phase in the JUnit properties
+_JUNIT_PHASE_FIGURES: tuple[tuple[Literal["p50_ms", "p99_ms", "error_rate", "throughput_ok_per_s"], str], ...] = (
+    ("p50_ms", "p50_ms"), ("p99_ms", "p99_ms"), ("error_rate", "error_rate"), ("throughput_ok_per_s", "ok_per_s"))
+
+
+def junit_properties(results: Results, prefix: str = "") -> list[tuple[str, str]]:
     """The key figures of one experiment as (name, value) pairs for JUnit XML ``<property>`` elements.
 
     ``<prefix>ok``, ``failed`` (comma-separated), ``verdicts`` (``lost=pass,...``), per phase
     ``<phase>.p50_ms``/``p99_ms``/``error_rate``/``ok_per_s``, ``convergence_s`` (``never`` when a
     fault's effects never converged), ``availability_recovered_s``, ``seed``, ``pipeline``, ``report``.
     """
+    passed: bool | None = results.get("ok")
     props: list[tuple[str, str]] = [
-        (f"{prefix}ok", str(bool(results.get("ok"))).lower()),
+        (f"{prefix}ok", str(bool(passed)).lower()),
         (f"{prefix}failed", ",".join(results.get("failed") or [])),
-        (f"{prefix}verdicts", ",".join(f"{v.get('name')}={'pass' if v.get('ok') else 'FAIL'}"
+        (f"{prefix}verdicts", ",".join(f"{v['name']}={'pass' if v['ok'] else 'FAIL'}"
                                         for v in results.get("verdicts") or [])),
     ]
     for name, p in (results.get("phases") or {}).items():
-        for key, label in (("p50_ms", "p50_ms"), ("p99_ms", "p99_ms"), ("error_rate", "error_rate"),
-                           ("throughput_ok_per_s", "ok_per_s")):
-            v = p.get(key)
+        for key, label in _JUNIT_PHASE_FIGURES:
+            v: float | None = p.get(key)
             props.append((f"{prefix}{name}.{label}", "" if v is None else f"{v:.6g}"))
     rec = results.get("recovery") or {}
-    if results.get("faults"):
-        conv = rec.get("convergence_s", results.get("convergence_s"))
+    faults: list[FaultRecord] = results.get("faults") or []
+    if faults:
+        conv: float | None = rec.get("convergence_s", results.get("convergence_s"))
         props.append((f"{prefix}convergence_s", "never" if conv is None else f"{conv:.3f}"))
-        avail = rec.get("availability_recovered_s")
+        avail: float | None = rec.get("availability_recovered_s")
         props.append((f"{prefix}availability_recovered_s", "never" if avail is None else f"{avail:.3f}"))
-    props.append((f"{prefix}seed", str(results.get("seed"))))
-    props.append((f"{prefix}pipeline", str((results.get("versions") or {}).get("pipeline"))))
+    seed: int | None = results.get("seed")
+    props.append((f"{prefix}seed", str(seed)))
+    versions = results.get("versions")
+    pipeline: str | None = versions.get("pipeline") if versions else None
+    props.append((f"{prefix}pipeline", str(pipeline)))
     return props

@@ -30,15 +30,16 @@ import contextlib
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from chaos.history import History
 from chaos.report.fmt import fmt_ms, fmt_pct, fmt_rate, fmt_s
 from chaos.report.markdown import md_escape
 from chaos.report.results import SCHEMA_VERSION, load_results, rebuild_results
+from chaos.report.schema import FaultRecord, Results
 
 __all__ = [
     "Comparison",
@@ -71,13 +72,13 @@ class Floors:
 
 
 # (key, label, kind, higher is worse)
-PHASE_METRICS: tuple[tuple[str, str, str, bool], ...] = (
+PHASE_METRICS: tuple[tuple[Literal["p50_ms", "p99_ms", "error_rate", "throughput_ok_per_s"], str, str, bool], ...] = (
     ("p50_ms", "p50 ms", "latency_ms", True),
     ("p99_ms", "p99 ms", "latency_ms", True),
     ("error_rate", "error rate", "error_rate", True),
     ("throughput_ok_per_s", "ok/s", "throughput", False),
 )
-RUN_METRICS: tuple[tuple[str, str, str, bool], ...] = (
+RUN_METRICS: tuple[tuple[Literal["convergence_s", "availability_recovered_s"], str, str, bool], ...] = (
     ("convergence_s", "convergence s", "seconds", True),
     ("availability_recovered_s", "latency normal s", "seconds", True),
 )
@@ -148,7 +149,7 @@ class Comparison:
 @dataclass
 class Side:
     label: str
-    experiments: dict[str, dict[str, Any]]  # folder/experiment name -> results
+    experiments: dict[str, Results]  # folder/experiment name -> results
     single: bool
 
 
@@ -160,25 +161,37 @@ def load_side(path: str | Path) -> Side:
     if p.is_file() or (p / "results.json").is_file():
         folder = p.parent if p.is_file() else p
         r = _load(folder, p)
-        name = str(r.get("experiment") or folder.name)
+        name = str(_experiment(r) or folder.name)
         return Side(str(p), {name: r}, single=True)
     found = sorted(sub for sub in p.iterdir() if (sub / "results.json").is_file())
     if not found:
         raise ValueError(f"{p}: neither a results.json nor a folder holding experiment folders with one "
                          f"(expected reports/<run id> or reports/<run id>/<experiment>)")
-    exps: dict[str, dict[str, Any]] = {}
+    exps: dict[str, Results] = {}
     for sub in found:
         exps[sub.name] = _load(sub, sub)
     return Side(str(p), exps, single=False)
 
 
-def _load(folder: Path, path: Path) -> dict[str, Any]:
+def _load(folder: Path, path: Path) -> Results:
     """A results document; one of an older schema is brought up to date from its history when it is there."""
     r = load_results(path)
     if r.get("schema_version", 1) < SCHEMA_VERSION and (folder / "history.jsonl").is_file():
         with contextlib.suppress(ValueError):  # an unreadable history: compare what the file says
             r = rebuild_results(r, History.read_jsonl(folder / "history.jsonl"))
     return r
+
+
+def _experiment(r: Results) -> str | None:
+    return r.get("experiment")
+
+
+def _defects(r: Results) -> list[str]:
+    return r.get("defects") or []
+
+
+def _faults(r: Results) -> list[FaultRecord]:
+    return r.get("faults") or []
 
 
 def base_name(name: str, defects: Sequence[str]) -> str:
@@ -196,8 +209,8 @@ def base_name(name: str, defects: Sequence[str]) -> str:
 def _pairs(a: Side, b: Side, variants: bool) -> tuple[list[tuple[str, str, str]], list[str], list[str]]:
     """(pair name, key in A, key in B) plus the keys left unpaired on each side."""
     if variants:
-        correct = {k: r for k, r in a.experiments.items() if not r.get("defects")}
-        broken = {k: r for k, r in b.experiments.items() if r.get("defects")}
+        correct = {k: r for k, r in a.experiments.items() if not _defects(r)}
+        broken = {k: r for k, r in b.experiments.items() if _defects(r)}
         if not correct:
             raise ValueError(f"{a.label}: --variants needs experiments of the correct pipeline (no defects) on "
                              f"the A side; found none")
@@ -205,14 +218,14 @@ def _pairs(a: Side, b: Side, variants: bool) -> tuple[list[tuple[str, str, str]]
             raise ValueError(f"{b.label}: --variants needs experiments with defects on the B side; found none")
         by_base: dict[str, str] = {}
         for k, r in correct.items():
-            by_base.setdefault(base_name(str(r.get("experiment") or k), []), k)
+            by_base.setdefault(base_name(str(_experiment(r) or k), []), k)
             by_base.setdefault(k, k)
         out: list[tuple[str, str, str]] = []
         used: set[str] = set()
         only_b: list[str] = []
         for k, r in sorted(broken.items()):
-            base = base_name(k, r.get("defects") or [])
-            ka = by_base.get(base) or by_base.get(base_name(str(r.get("experiment") or k), r.get("defects") or []))
+            base = base_name(k, _defects(r))
+            ka = by_base.get(base) or by_base.get(base_name(str(_experiment(r) or k), _defects(r)))
             if ka is None:
                 only_b.append(k)
                 continue
@@ -230,7 +243,7 @@ def _pairs(a: Side, b: Side, variants: bool) -> tuple[list[tuple[str, str, str]]
 # --------------------------------------------------------------------------- comparing
 
 
-def _num(v: Any) -> float | None:
+def _num(v: float | None) -> float | None:
     if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
         return None
     return float(v)
@@ -256,27 +269,31 @@ def _delta(phase: str, label: str, kind: str, worse_up: bool, a: float | None, b
     return d
 
 
-def _recovery(r: Mapping[str, Any], key: str) -> float | None:
+def _recovery(r: Results, key: Literal["convergence_s", "availability_recovered_s"]) -> float | None:
     rec = r.get("recovery") or {}
     if key == "convergence_s":
         return _num(rec.get("convergence_s", r.get("convergence_s")))
     return _num(rec.get(key))
 
 
-def compare_pair(name: str, a: Mapping[str, Any], b: Mapping[str, Any], *, threshold: float = DEFAULT_THRESHOLD,
+def compare_pair(name: str, a: Results, b: Results, *, threshold: float = DEFAULT_THRESHOLD,
                  floors: Floors | None = None, phases: Sequence[str] | None = None) -> PairResult:
     """Compare one experiment's results ``a`` (baseline) with ``b``."""
     floors = floors or Floors()
-    pr = PairResult(name, str(a.get("experiment")), str(b.get("experiment")), bool(a.get("ok")), bool(b.get("ok")),
-                    list(b.get("defects") or []))
-    va = {str(v.get("name")): v for v in a.get("verdicts") or []}
-    vb = {str(v.get("name")): v for v in b.get("verdicts") or []}
+    a_passed: bool | None = a.get("ok")
+    b_passed: bool | None = b.get("ok")
+    pr = PairResult(name, str(_experiment(a)), str(_experiment(b)), bool(a_passed), bool(b_passed),
+                    list(_defects(b)))
+    va = {str(v["name"]): v for v in a.get("verdicts") or []}
+    vb = {str(v["name"]): v for v in b.get("verdicts") or []}
     for vname in list(dict.fromkeys([*va, *vb])):
-        a_ok = bool(va[vname].get("ok")) if vname in va else None
-        b_ok = bool(vb[vname].get("ok")) if vname in vb else None
+        a_ok = bool(va[vname]["ok"]) if vname in va else None
+        b_ok = bool(vb[vname]["ok"]) if vname in vb else None
         if a_ok == b_ok:
             continue
-        msg = str((vb.get(vname) or va.get(vname) or {}).get("message", ""))
+        verdict = vb.get(vname) or va.get(vname)
+        message: str = verdict.get("message", "") if verdict else ""
+        msg = str(message)
         pr.verdicts.append(VerdictChange(vname, a_ok, b_ok, msg, regression=b_ok is False))
     pa, pb = a.get("phases") or {}, b.get("phases") or {}
     wanted = list(phases) if phases is not None else [p for p in dict.fromkeys([*pa, *pb]) if p != "warmup"]
@@ -290,12 +307,13 @@ def compare_pair(name: str, a: Mapping[str, Any], b: Mapping[str, Any], *, thres
             va_, vb_ = _num(pa[ph].get(key)), _num(pb[ph].get(key))
             pr.deltas.append(_delta(ph, label, kind, worse_up, va_, vb_, threshold, floors,
                                     "has no acknowledged op"))
-    has_fault = bool(a.get("faults")) or bool(b.get("faults"))
+    has_fault = bool(_faults(a)) or bool(_faults(b))
     if has_fault:
-        for key, label, kind, worse_up in RUN_METRICS:
-            none_means = "never converged" if key == "convergence_s" else "never back to normal"
-            da = _delta("", label, kind, worse_up, _recovery(a, key), _recovery(b, key), threshold, floors, none_means)
-            if key != "convergence_s" and ("recovery" not in a or "recovery" not in b):
+        for rkey, label, kind, worse_up in RUN_METRICS:
+            none_means = "never converged" if rkey == "convergence_s" else "never back to normal"
+            da = _delta("", label, kind, worse_up, _recovery(a, rkey), _recovery(b, rkey), threshold, floors,
+                        none_means)
+            if rkey != "convergence_s" and ("recovery" not in a or "recovery" not in b):
                 da.regression = da.improvement = False  # schema 1 files do not carry it: nothing to compare
                 da.note = "not recorded"
             pr.deltas.append(da)

@@ -1,17 +1,20 @@
-"""Number formatting shared by the HTML page, the markdown summaries and ``compare``."""
+"""Number formatting shared by the HTML page, the markdown summaries and ``compare``.
+
+The parameters are typed as the figures of :mod:`chaos.report.schema` are (``float | None``; an int is
+one too): a figure read from the document with a misspelt key has the type ``object``, which mypy then
+refuses here.
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 __all__ = ["fmt_count", "fmt_ms", "fmt_pct", "fmt_rate", "fmt_s"]
 
 
-def _num(v: Any) -> float | None:
+def _num(v: object) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
-def fmt_ms(v: Any) -> str:
+def fmt_ms(v: float | None) -> str:
     """Milliseconds: ``10.5``, ``222``, ``3,799``; ``-`` when absent."""
     x = _num(v)
     if x is None:
@@ -21,7 +24,7 @@ def fmt_ms(v: Any) -> str:
     return f"{x:,.0f}"
 
 
-def fmt_s(v: Any, digits: int = 2) -> str:
+def fmt_s(v: float | None, digits: int = 2) -> str:
     """Seconds: ``0.45``, ``12.3``; ``-`` when absent."""
     x = _num(v)
     if x is None:
@@ -33,7 +36,7 @@ def fmt_s(v: Any, digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
 
-def fmt_pct(v: Any) -> str:
+def fmt_pct(v: float | None) -> str:
     """A fraction as a percentage: ``0%``, ``3.75%``, ``0.05%``, ``100%``."""
     x = _num(v)
     if x is None:
@@ -47,7 +50,7 @@ def fmt_pct(v: Any) -> str:
     return s.rstrip("0").rstrip(".") + "%"
 
 
-def fmt_rate(v: Any) -> str:
+def fmt_rate(v: float | None) -> str:
     """Operations per second: ``199.9``, ``1,110``."""
     x = _num(v)
     if x is None:
@@ -55,7 +58,7 @@ def fmt_rate(v: Any) -> str:
     return f"{x:.1f}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
-def fmt_count(v: Any) -> str:
+def fmt_count(v: float | None) -> str:
     x = _num(v)
     if x is None:
         return "-" if v is None else str(v)

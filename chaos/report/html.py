@@ -31,6 +31,7 @@ from typing import Any
 from chaos.history import History, Outcome
 from chaos.report.fmt import fmt_count, fmt_ms, fmt_pct, fmt_rate, fmt_s
 from chaos.report.live import fault_label
+from chaos.report.schema import FaultRecord, PhaseFigures, Results, VerdictRecord
 from chaos.report.series import completion_rate, in_flight, nice_width_us, time_span, windows_by_intended
 
 __all__ = ["MAX_DOTS", "render_html"]
@@ -97,21 +98,22 @@ def _x_axis(x: _X, top: float, bottom: float) -> str:
     return "".join(out)
 
 
-def _shading(x: _X, faults: Sequence[Mapping[str, Any]], phases: Mapping[str, Any], top: float, bottom: float,
+def _shading(x: _X, faults: Sequence[FaultRecord], phases: Mapping[str, PhaseFigures], top: float, bottom: float,
              labels: bool) -> str:
     out: list[str] = []
     for f in faults:
         s0 = f.get("start_s")
-        s1: float = f["end_s"] if f.get("end_s") is not None else x.span_s
+        end_s = f.get("end_s")
+        s1: float = end_s if end_s is not None else x.span_s
         if s0 is None:
             continue
         x0, x1 = x.s(s0), x.s(s1)
-        title = e(f"{fault_label(str(f.get('name')), f)}: {fmt_s(s0)} s - {fmt_s(s1)} s")
+        title = e(f"{fault_label(str(f['name']), f)}: {fmt_s(s0)} s - {fmt_s(s1)} s")
         out.append(f'<rect class="fault" x="{x0:.1f}" y="{top}" width="{max(x1 - x0, 1):.1f}" '
                    f'height="{bottom - top}" fill="{C_FAULT}"><title>{title}</title></rect>')
         if labels:
             out.append(f'<text class="faultlabel" x="{x0 + 4:.1f}" y="{top + 12}">'
-                       f'{e(fault_label(str(f.get("name")), f))}</text>')
+                       f'{e(fault_label(str(f["name"]), f))}</text>')
     for name, p in phases.items():
         s0 = p.get("start_s")
         if s0 is None:
@@ -152,7 +154,7 @@ def _legend(items: Sequence[tuple[str, str, str]], y: float = 14) -> str:
 # --------------------------------------------------------------------------- the plots
 
 
-def _latency_plot(history: History, x: _X, wins: Sequence[Any], results: Mapping[str, Any]) -> str:
+def _latency_plot(history: History, x: _X, wins: Sequence[Any], results: Results) -> str:
     height, top, bottom = 300, 24, 272
     ok = Outcome.OK
     lats = [(op.end_us - op.intended_us) for op in history.ops if op.end_us is not None]
@@ -229,7 +231,7 @@ def _latency_plot(history: History, x: _X, wins: Sequence[Any], results: Mapping
 
 
 def _throughput_plot(history: History, x: _X, t1_us: int,
-                     faults: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, list[int]]]:
+                     faults: Sequence[FaultRecord]) -> tuple[str, dict[str, list[int]]]:
     height, top, bottom = 200, 24, 172
     width = max(1_000_000, nice_width_us(t1_us - x.t0, 120))
     oks, errs = completion_rate(history.ops, x.t0, t1_us, width)
@@ -276,14 +278,14 @@ def _throughput_plot(history: History, x: _X, t1_us: int,
     return _svg("throughput", height, "".join(body), "throughput per second"), series
 
 
-def _backlog_plot(history: History, x: _X, wins: Sequence[Any], results: Mapping[str, Any]) -> tuple[str, list[int]]:
+def _backlog_plot(history: History, x: _X, wins: Sequence[Any], results: Results) -> tuple[str, list[int]]:
     height, top, bottom = 200, 24, 172
     instants = [w.start_us + w.width_us for w in wins]
     flight = in_flight(history.ops, instants)
-    samples = [s for s in results.get("samples") or [] if isinstance(s.get("t_us"), int)]
-    lag_pts = [(s["t_us"], s["consumer_lag"]) for s in samples if isinstance(s.get("consumer_lag"), int)]
+    samples = [s for s in results.get("samples") or [] if isinstance(s["t_us"], int)]
+    lag_pts = [(s["t_us"], s["consumer_lag"]) for s in samples if isinstance(s["consumer_lag"], int)]
     applied_pts = [(s["t_us"], max(0, s["acked"] - s["applied"])) for s in samples
-                   if isinstance(s.get("applied"), int) and isinstance(s.get("acked"), int)]
+                   if isinstance(s["applied"], int) and isinstance(s["acked"], int)]
     vals = [1, *flight, *(v for _, v in lag_pts), *(v for _, v in applied_pts)]
     top_v = max(vals) * 1.12
     step = _nice_step(top_v, 4)
@@ -316,7 +318,7 @@ def _backlog_plot(history: History, x: _X, wins: Sequence[Any], results: Mapping
     return _svg("backlog", height, "".join(body), "backlog: requests in flight and consumer lag"), flight
 
 
-def _timeline(x: _X, results: Mapping[str, Any]) -> str:
+def _timeline(x: _X, results: Results) -> str:
     faults = results.get("faults") or []
     rec = results.get("recovery") or {}
     rows: list[tuple[str, list[str]]] = []
@@ -324,13 +326,14 @@ def _timeline(x: _X, results: Mapping[str, Any]) -> str:
     # phases
     parts: list[str] = []
     for name, p in (results.get("phases") or {}).items():
-        if p.get("start_s") is None or p.get("end_s") is None:
+        start_s, end_s = p.get("start_s"), p.get("end_s")
+        if start_s is None or end_s is None:
             continue
-        x0, x1 = x.s(p["start_s"]), x.s(p["end_s"])
+        x0, x1 = x.s(start_s), x.s(end_s)
         colour = PHASE_COLOURS.get(name, "#c4b5fd")
         parts.append(f'<rect x="{x0:.1f}" y="{{y}}" width="{max(x1 - x0, 1):.1f}" height="18" rx="3" '
-                     f'fill="{colour}" fill-opacity="0.55"><title>{e(name)}: {fmt_s(p["start_s"])} - '
-                     f'{fmt_s(p["end_s"])} s</title></rect>')
+                     f'fill="{colour}" fill-opacity="0.55"><title>{e(name)}: {fmt_s(start_s)} - '
+                     f'{fmt_s(end_s)} s</title></rect>')
         parts.append(f'<text class="barlabel" x="{x0 + 5:.1f}" y="{{ty}}">{e(name)}</text>')
     rows.append(("phases", parts))
     for f in faults:
@@ -339,9 +342,9 @@ def _timeline(x: _X, results: Mapping[str, Any]) -> str:
             continue
         s1 = f.get("end_s")
         x0, x1 = x.s(s0), x.s(s1 if s1 is not None else x.span_s)
-        label = fault_label(str(f.get("name")), f)
+        label = fault_label(str(f["name"]), f)
         dur = f"{fmt_s(f.get('duration_s'))} s" if s1 is not None else "never healed"
-        target = f.get("target")
+        target: str | None = f.get("target")
         title = f"{label} ({target}) " if target else f"{label} "
         parts = [f'<rect x="{x0:.1f}" y="{{y}}" width="{max(x1 - x0, 2):.1f}" height="18" rx="3" fill="{C_FAIL}" '
                  f'fill-opacity="0.75"><title>{e(title)}{fmt_s(s0)} - {fmt_s(s1)} s</title></rect>',
@@ -384,8 +387,8 @@ def _timeline(x: _X, results: Mapping[str, Any]) -> str:
     for i, (label, parts) in enumerate(rows):
         ry = top + i * row_h + 3
         body.append(f'<text class="rowlabel" x="{L - 6}" y="{ry + 13}" text-anchor="end">{e(label[:12])}</text>')
-        for p in parts:
-            body.append(p.replace("{y}", f"{ry}").replace("{ty}", f"{ry + 13}").replace("{y8}", f"{ry + 8}")
+        for part in parts:
+            body.append(part.replace("{y}", f"{ry}").replace("{ty}", f"{ry + 13}").replace("{y8}", f"{ry + 8}")
                         .replace("{y10}", f"{ry + 10}").replace("{y18}", f"{ry + 18}"))
     return _svg("timeline", height, "".join(body), "timeline of phases, faults and recovery")
 
@@ -393,27 +396,31 @@ def _timeline(x: _X, results: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- tables
 
 
-def _cards(results: Mapping[str, Any]) -> str:
+def _cards(results: Results) -> str:
     phases = results.get("phases") or {}
     rec = results.get("recovery") or {}
     focus = "during" if "during" in phases else ("before" if "before" in phases else next(iter(phases), None))
-    st = phases.get(focus) or {}
-    thr = results.get("throughput") or {}
+    st: PhaseFigures = (phases.get(focus) if focus is not None else None) or {}
+    thr = results.get("throughput")
+    faults: list[FaultRecord] = results.get("faults") or []
+    conv: float | None = rec.get("convergence_s")
+    bound: float | None = rec.get("convergence_bound_s")
+    avail: float | None = rec.get("availability_recovered_s")
+    normal_ms: float | None = rec.get("normal_p99_ms")
     cards = [
         (f"p99 {focus or ''}", f"{fmt_ms(st.get('p99_ms'))} ms", f"p50 {fmt_ms(st.get('p50_ms'))} ms"),
         (f"error rate {focus or ''}", fmt_pct(st.get("error_rate")),
          f"{fmt_count(st.get('fail'))} failed, {fmt_count(st.get('unknown'))} unknown"),
-        ("convergence", f"{fmt_s(rec.get('convergence_s'))} s" if rec.get("convergence_s") is not None
-         else ("never" if results.get("faults") else "-"),
-         f"bound {fmt_s(rec.get('convergence_bound_s'))} s" if rec.get("convergence_bound_s") is not None
-         else ("after heal" if results.get("faults") else "no fault in this experiment")),
-        ("latency back to normal", f"+{fmt_s(rec.get('availability_recovered_s'))} s"
-         if rec.get("availability_recovered_s") is not None else ("never" if rec.get("normal_p99_ms") else "-"),
+        ("convergence", f"{fmt_s(conv)} s" if conv is not None else ("never" if faults else "-"),
+         f"bound {fmt_s(bound)} s" if bound is not None
+         else ("after heal" if faults else "no fault in this experiment")),
+        ("latency back to normal", f"+{fmt_s(avail)} s" if avail is not None else ("never" if normal_ms else "-"),
          (f"after heal; {fmt_s(rec.get('availability_recovered_since_inject_s'))} s after injection "
-          f"(p99 ≤ {fmt_ms(rec.get('normal_p99_ms'))} ms)") if rec.get("availability_recovered_s") is not None
-         else ("after heal" if results.get("faults") else "no fault in this experiment")),
-        ("throughput", f"{fmt_rate(thr.get('ok_per_s'))}/s",
-         f"1 s windows: {fmt_count(thr.get('min_ok_per_s'))} - {fmt_count(thr.get('max_ok_per_s'))}/s"),
+          f"(p99 ≤ {fmt_ms(normal_ms)} ms)") if avail is not None
+         else ("after heal" if faults else "no fault in this experiment")),
+        ("throughput", f"{fmt_rate(thr.get('ok_per_s') if thr else None)}/s",
+         f"1 s windows: {fmt_count(thr.get('min_ok_per_s') if thr else None)} - "
+         f"{fmt_count(thr.get('max_ok_per_s') if thr else None)}/s"),
         ("operations", fmt_count((results.get("counts") or {}).get("ops")),
          f"{fmt_count((results.get('counts') or {}).get('applied_rows'))} rows applied"),
     ]
@@ -430,17 +437,19 @@ def _cell(v: Any) -> str:
     return e("-" if v is None else str(v))
 
 
-def _verdict_table(verdicts: Sequence[Mapping[str, Any]]) -> str:
+def _verdict_table(verdicts: Sequence[VerdictRecord]) -> str:
     """One row per verdict; its examples, when it has any, in a full-width row under it."""
     rows = []
     for v in verdicts:
-        ok = bool(v.get("ok"))
+        ok = bool(v["ok"])
         cls = "pass" if ok else "fail"
         counts = "".join(f'<span class="kv"><b>{e(str(k))}</b> {_cell(c)}</span>'
                          for k, c in (v.get("counts") or {}).items())
         badge = '<span class="badge pass">PASS</span>' if ok else '<span class="badge fail">FAIL</span>'
-        rows.append(f'<tr class="verdict {cls}"><td class="name">{e(str(v.get("name")))}</td>'
-                    f"<td>{badge}</td><td>{e(str(v.get('message', '')))}</td><td class=\"counts\">{counts}</td></tr>")
+        name: str | None = v.get("name")
+        message: str = v.get("message", "")
+        rows.append(f'<tr class="verdict {cls}"><td class="name">{e(str(name))}</td>'
+                    f"<td>{badge}</td><td>{e(str(message))}</td><td class=\"counts\">{counts}</td></tr>")
         examples = v.get("examples") or []
         if examples:
             cols = list(dict.fromkeys(k for ex in examples for k in ex))
@@ -448,7 +457,7 @@ def _verdict_table(verdicts: Sequence[Mapping[str, Any]]) -> str:
             body = "".join("<tr>" + "".join(f"<td>{_cell(ex.get(c))}</td>" for c in cols) + "</tr>" for ex in examples)
             rows.append(f'<tr class="examples-row {cls}"><td></td><td colspan="3"><details{"" if ok else " open"}>'
                         f'<summary>{len(examples)} example{"s" if len(examples) != 1 else ""} of '
-                        f'{e(str(v.get("name")))}'
+                        f'{e(str(name))}'
                         f'</summary><table class="examples"><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
                         f"</table></details></td></tr>")
     return ('<table class="verdicts" id="verdicts"><colgroup><col style="width:11%"><col style="width:7%">'
@@ -457,7 +466,7 @@ def _verdict_table(verdicts: Sequence[Mapping[str, Any]]) -> str:
             + "".join(rows) + "</tbody></table>")
 
 
-def _phase_table(phases: Mapping[str, Any]) -> str:
+def _phase_table(phases: Mapping[str, PhaseFigures]) -> str:
     head = ("<tr><th>phase</th><th>window s</th><th>ops</th><th>ok</th><th>fail</th><th>unknown</th>"
             "<th>error rate</th><th>ok/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th>"
             "<th>max ms</th></tr>")
@@ -474,16 +483,17 @@ def _phase_table(phases: Mapping[str, Any]) -> str:
     return f'<table class="phases num"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def _details(results: Mapping[str, Any], folder: Path | None) -> str:
-    versions = results.get("versions") or {}
-    images = versions.get("images") or {}
-    load = results.get("load") or {}
-    dl = [("run id", results.get("run_id")), ("experiment", results.get("experiment")),
-          ("started", results.get("started_at")), ("seed", results.get("seed")),
-          ("defects", ", ".join(results.get("defects") or []) or "none"),
-          ("wall time", f"{fmt_s(results.get('wall_s'))} s"), ("suite", versions.get("suite")),
-          ("pipeline", versions.get("pipeline")),
-          ("load", ", ".join(f"{k}={v}" for k, v in load.items()) if isinstance(load, dict) else load)]
+def _details(results: Results, folder: Path | None) -> str:
+    versions = results.get("versions")
+    images = (versions.get("images") if versions else None) or {}
+    load: dict[str, Any] = results.get("load") or {}
+    dl: list[tuple[str, str | float | None]] = [
+        ("run id", results.get("run_id")), ("experiment", results.get("experiment")),
+        ("started", results.get("started_at")), ("seed", results.get("seed")),
+        ("defects", ", ".join(results.get("defects") or []) or "none"),
+        ("wall time", f"{fmt_s(results.get('wall_s'))} s"), ("suite", versions.get("suite") if versions else None),
+        ("pipeline", versions.get("pipeline") if versions else None),
+        ("load", ", ".join(f"{k}={v}" for k, v in load.items()) if isinstance(load, dict) else str(load))]
     out = ['<dl class="details">']
     for k, v in dl:
         out.append(f"<dt>{e(k)}</dt><dd>{e('-' if v is None else str(v))}</dd>")
@@ -593,11 +603,11 @@ def _r(v: float | None, digits: int = 2) -> float | None:
     return None if v is None else round(v, digits)
 
 
-def render_html(history: History, results: Mapping[str, Any], folder: str | Path | None = None) -> str:
+def render_html(history: History, results: Results, folder: str | Path | None = None) -> str:
     """The experiment's page, from its history and its ``results.json`` document."""
     t0, t1 = time_span(history)
     t0 = results.get("t0_us") or t0
-    samples_end = [s["t_us"] for s in results.get("samples") or [] if isinstance(s.get("t_us"), int)]
+    samples_end = [s["t_us"] for s in results.get("samples") or [] if isinstance(s["t_us"], int)]
     t1 = max([t1, *samples_end])
     span = max(t1 - t0, 1_000_000)
     x = _X(t0, span)
@@ -607,29 +617,40 @@ def render_html(history: History, results: Mapping[str, Any], folder: str | Path
     throughput, tseries = _throughput_plot(history, x, t0 + span, results.get("faults") or [])
     backlog, flight = _backlog_plot(history, x, wins, results)
     timeline = _timeline(x, results)
-    name = str(results.get("experiment") or history.meta.get("experiment") or "experiment")
-    ok = bool(results.get("ok"))
-    failed = results.get("failed") or [v.get("name") for v in results.get("verdicts") or [] if not v.get("ok")]
+    experiment: str | None = results.get("experiment")
+    name = str(experiment or history.meta.get("experiment") or "experiment")
+    passed: bool | None = results.get("ok")
+    ok = bool(passed)
+    failed: Sequence[str] = (results.get("failed")
+                             or [v["name"] for v in results.get("verdicts") or [] if not v["ok"]])
     badge = '<span class="badge pass">PASS</span>' if ok else '<span class="badge fail">FAIL</span>'
     faults = results.get("faults") or []
-    fault_txt = "; ".join(
-        f"{fault_label(str(f.get('name')), f)} at {fmt_s(f.get('start_s'))} s for "
-        f"{fmt_s(f.get('duration_s')) + ' s' if f.get('duration_s') is not None else 'ever (never healed)'}"
-        for f in faults) or "no fault"
-    sub = (f"run {e(str(results.get('run_id') or '-'))} · {e(fault_txt)} · defects "
-           f"{e(', '.join(results.get('defects') or []) or 'none')} · seed {e(str(results.get('seed')))} · pipeline "
-           f"{e(str((results.get('versions') or {}).get('pipeline') or '-'))}")
+
+    def fault_text(f: FaultRecord) -> str:
+        duration: float | None = f.get("duration_s")
+        return (f"{fault_label(str(f['name']), f)} at {fmt_s(f.get('start_s'))} s for "
+                f"{fmt_s(duration) + ' s' if duration is not None else 'ever (never healed)'}")
+
+    fault_txt = "; ".join(fault_text(f) for f in faults) or "no fault"
+    run_id: str | None = results.get("run_id")
+    seed: int | None = results.get("seed")
+    versions = results.get("versions")
+    pipeline: str | None = versions.get("pipeline") if versions else None
+    sub = (f"run {e(str(run_id or '-'))} · {e(fault_txt)} · defects "
+           f"{e(', '.join(results.get('defects') or []) or 'none')} · seed {e(str(seed))} · pipeline "
+           f"{e(str(pipeline or '-'))}")
     if failed:
         sub += f' · <b style="color:#b91c1c">failed: {e(", ".join(map(str, failed)))}</b>'
+    phase_starts: list[list[str | float]] = [[n, start_s] for n, p in (results.get("phases") or {}).items()
+                                             if (start_s := p.get("start_s")) is not None]
     data = {
         "L": L, "PW": PW, "span": round(span / 1e6, 4), "w": width / 1e6, "tw": tseries["width_us"][0] / 1e6,
         "p50": [_r(w.percentile_ms(0.5)) for w in wins], "p99": [_r(w.percentile_ms(0.99)) for w in wins],
         "max": [_r(w.percentile_ms(1.0)) for w in wins], "fl": flight,
         "ok": tseries["ok"], "err": tseries["err"],
-        "phases": [[n, p.get("start_s")] for n, p in (results.get("phases") or {}).items()
-                   if p.get("start_s") is not None],
-        "lag": [[round((s["t_us"] - t0) / 1e6, 2), s.get("consumer_lag")] for s in results.get("samples") or []
-                if isinstance(s.get("t_us"), int) and s.get("consumer_lag") is not None],
+        "phases": phase_starts,
+        "lag": [[round((s["t_us"] - t0) / 1e6, 2), s["consumer_lag"]] for s in results.get("samples") or []
+                if isinstance(s["t_us"], int) and s["consumer_lag"] is not None],
     }
     data_json = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     folder_path = Path(folder) if folder is not None else None

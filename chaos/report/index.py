@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from chaos.report.fmt import fmt_ms, fmt_pct, fmt_s
 from chaos.report.live import fault_label
 from chaos.report.markdown import experiment_markdown, md_escape
 from chaos.report.results import load_results
+from chaos.report.schema import FaultRecord, Results
 
 __all__ = ["RunEntry", "collect_run", "render_index", "run_markdown", "write_run_index"]
 
@@ -28,7 +29,7 @@ e = html.escape
 @dataclass
 class RunEntry:
     folder: Path
-    results: dict[str, Any] | None
+    results: Results | None
     problem: str | None = None
 
     @property
@@ -37,7 +38,10 @@ class RunEntry:
 
     @property
     def ok(self) -> bool | None:
-        return None if self.results is None else bool(self.results.get("ok"))
+        if self.results is None:
+            return None
+        ok: bool | None = self.results.get("ok")
+        return bool(ok)
 
 
 def collect_run(run_dir: str | Path) -> list[RunEntry]:
@@ -51,19 +55,36 @@ def collect_run(run_dir: str | Path) -> list[RunEntry]:
             entries.append(RunEntry(sub, load_results(sub / "results.json")))
         except ValueError as exc:
             entries.append(RunEntry(sub, None, str(exc)))
-    entries.sort(key=lambda en: ((en.results or {}).get("started_at_us") or 0, en.name))
+    entries.sort(key=lambda en: (_started_us(en), en.name))
     return entries
 
 
-def _phase(r: Mapping[str, Any], name: str, key: str) -> Any:
+def _started_us(en: RunEntry) -> int:
+    started: int | None = en.results.get("started_at_us") if en.results else None
+    return started or 0
+
+
+def _phase(r: Results, name: str, key: Literal["p99_ms", "error_rate"]) -> float | None:
     return ((r.get("phases") or {}).get(name) or {}).get(key)
 
 
-def _p99s(r: Mapping[str, Any]) -> str:
+def _p99s(r: Results) -> str:
     return " / ".join(fmt_ms(_phase(r, p, "p99_ms")) for p in ("before", "during", "after"))
 
 
-def _focus(r: Mapping[str, Any]) -> str:
+def _converged(r: Results) -> str:
+    """Convergence after the heal, for the tables: seconds, ``never``, or ``-`` without a fault."""
+    rec = r.get("recovery") or {}
+    conv: float | None = rec.get("convergence_s", r.get("convergence_s"))
+    faults: list[FaultRecord] = r.get("faults") or []
+    return fmt_s(conv) if conv is not None else ("never" if faults else "-")
+
+
+def _failed(r: Results) -> Sequence[str]:
+    return r.get("failed") or [v["name"] for v in r.get("verdicts") or [] if not v["ok"]]
+
+
+def _focus(r: Results) -> str:
     phases = r.get("phases") or {}
     return "during" if "during" in phases else "before"
 
@@ -73,8 +94,11 @@ def render_index(run_dir: str | Path, entries: list[RunEntry]) -> str:
     n_fail = sum(1 for en in entries if en.ok is False)
     n_broken = sum(1 for en in entries if en.ok is None)
     n_pass = sum(1 for en in entries if en.ok)
-    first = next((en.results for en in entries if en.results), None) or {}
-    versions = first.get("versions") or {}
+    first = next((en.results for en in entries if en.results), None)
+    started: str | None = first.get("started_at") if first else None
+    versions = first.get("versions") if first else None
+    suite: str | None = versions.get("suite") if versions else None
+    pipeline: str | None = versions.get("pipeline") if versions else None
     rows = []
     for en in entries:
         r = en.results
@@ -88,13 +112,11 @@ def render_index(run_dir: str | Path, entries: list[RunEntry]) -> str:
             rows.append(f'<tr class="fail"><td class="name">{e(en.name)}</td><td><span class="badge fail">NO RESULT'
                         f'</span></td><td colspan="7">{e(en.problem or "")}</td><td>{" · ".join(links)}</td></tr>')
             continue
-        ok = bool(r.get("ok"))
+        ok = bool(en.ok)
         badge = '<span class="badge pass">PASS</span>' if ok else '<span class="badge fail">FAIL</span>'
-        failed = ", ".join(r.get("failed") or [v.get("name") for v in r.get("verdicts") or [] if not v.get("ok")])
-        faults = "; ".join(fault_label(str(f.get("name")), f) for f in r.get("faults") or []) or "-"
-        rec = r.get("recovery") or {}
-        conv = rec.get("convergence_s", r.get("convergence_s"))
-        conv_txt = fmt_s(conv) if conv is not None else ("never" if r.get("faults") else "-")
+        failed = ", ".join(_failed(r))
+        faults = "; ".join(fault_label(str(f["name"]), f) for f in r.get("faults") or []) or "-"
+        conv_txt = _converged(r)
         name_cell = (f'<a href="{href}/report.html">{e(en.name)}</a>' if (en.folder / "report.html").exists()
                      else e(en.name))
         rows.append(
@@ -124,8 +146,8 @@ white-space:nowrap}}tr.fail td{{background:#fef2f2}}td.name{{font-weight:600}}a{
 .status{{font-size:15px;padding:3px 12px;margin-left:8px;vertical-align:3px}}
 </style></head><body><main>
 <h1>Chaos run {e(run.name)} <span class="badge {status} status">{"PASS" if status == "pass" else "FAIL"}</span></h1>
-<div class="sub">{e(summary)} · started {e(str(first.get("started_at") or "-"))}
- · suite {e(str(versions.get("suite") or "-"))} · pipeline {e(str(versions.get("pipeline") or "-"))}</div>
+<div class="sub">{e(summary)} · started {e(str(started or "-"))}
+ · suite {e(str(suite or "-"))} · pipeline {e(str(pipeline or "-"))}</div>
 <table><thead><tr><th>experiment</th><th>result</th><th>failed invariants</th><th>defects</th><th>fault</th>
 <th>p99 ms before / during / after</th><th>error rate (during)</th><th>convergence s</th><th>wall s</th>
 <th>artefacts</th></tr></thead><tbody>
@@ -152,13 +174,10 @@ def run_markdown(run_dir: str | Path, entries: list[RunEntry]) -> str:
             lines.append(f"| {md_escape(en.name)} | **NO RESULT** | {md_escape(en.problem or '')} | | | |")
             continue
         failed = ", ".join(r.get("failed") or []) or "-"
-        rec = r.get("recovery") or {}
-        conv = rec.get("convergence_s", r.get("convergence_s"))
-        lines.append(f"| {md_escape(en.name)} | {'pass' if r.get('ok') else '**FAIL**'} | {md_escape(failed)} | "
-                     f"{_p99s(r)} | {fmt_pct(_phase(r, _focus(r), 'error_rate'))} | "
-                     f"{fmt_s(conv) if conv is not None else ('never' if r.get('faults') else '-')} |")
+        lines.append(f"| {md_escape(en.name)} | {'pass' if en.ok else '**FAIL**'} | {md_escape(failed)} | "
+                     f"{_p99s(r)} | {fmt_pct(_phase(r, _focus(r), 'error_rate'))} | {_converged(r)} |")
     for en in entries:
-        if en.results is not None and not en.results.get("ok"):
+        if en.results is not None and not en.ok:
             lines += ["", experiment_markdown(en.results, heading="####", html_link=None).rstrip()]
     lines += ["", f"Reports: `{run}/index.html`"]
     return "\n".join(lines) + "\n"

@@ -15,7 +15,9 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
+
+from chaos.report.schema import FaultTarget
 
 __all__ = ["Progress", "fault_label", "progress_interval_s", "set_progress"]
 
@@ -57,12 +59,15 @@ FAULT_LABEL_MAX = 80  # characters of a fault's label in a progress line
 
 # The keys of a fault's ``resolved`` that name what it acts on, in the order a label shows them.
 _LABEL_KEYS = ("node", "nodes", "links", "bridge", "a", "b", "left", "right", "table", "applications")
+# Without a resolved target: the first of these keys of the fault's description that it has.
+_TARGET_KEYS: tuple[Literal["target", "links", "node"], ...] = ("target", "links", "node")
 
 
-def fault_label(name: str, detail: Mapping[str, Any] | None = None) -> str:
-    """``kill kafka-2``, ``link_down projector-pg``: the fault and what it resolved to (or its target)."""
+def fault_label(name: str, detail: FaultTarget | None = None) -> str:
+    """``kill kafka-2``, ``link_down projector-pg``: the fault and what it resolved to (or its target);
+    ``detail`` is a fault's description or a results document's fault."""
     detail = detail or {}
-    resolved = detail.get("resolved")
+    resolved: dict[str, Any] | None = detail.get("resolved")
     parts: list[str] = []
     if isinstance(resolved, Mapping) and resolved:
         for k in _LABEL_KEYS:  # what the fault acts on; rule tables, chains, backends and flags are left out
@@ -72,7 +77,7 @@ def fault_label(name: str, detail: Mapping[str, Any] | None = None) -> str:
             elif isinstance(v, str) and v:
                 parts.append(v)
     else:
-        for key in ("target", "links", "node"):
+        for key in _TARGET_KEYS:
             if detail.get(key):
                 parts.append(str(detail[key]))
                 break

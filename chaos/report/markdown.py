@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from chaos.report.fmt import fmt_count, fmt_ms, fmt_pct, fmt_rate, fmt_s
 from chaos.report.live import fault_label
+from chaos.report.schema import Results, VerdictRecord, as_results
 
 __all__ = ["experiment_markdown", "md_escape", "verdict_examples_markdown"]
 
 MAX_EXAMPLE_ROWS = 5
 
 
-def md_escape(text: Any) -> str:
+def md_escape(text: str | None) -> str:
     """Text safe inside a markdown table cell."""
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
@@ -24,7 +25,7 @@ def _cell(v: Any) -> str:
     return md_escape("-" if v is None else v)
 
 
-def verdict_examples_markdown(v: Mapping[str, Any]) -> str:
+def verdict_examples_markdown(v: VerdictRecord) -> str:
     """A small table of a verdict's examples (empty string when it has none)."""
     examples = list(v.get("examples") or [])[:MAX_EXAMPLE_ROWS]
     if not examples:
@@ -36,52 +37,62 @@ def verdict_examples_markdown(v: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _headline_facts(r: Mapping[str, Any]) -> list[str]:
+def _headline_facts(r: Results) -> list[str]:
     facts: list[str] = []
-    for f in r.get("faults") or []:
-        dur = f"{fmt_s(f.get('duration_s'))} s" if f.get("duration_s") is not None else "never healed"
-        facts.append(f"fault **{md_escape(fault_label(str(f.get('name')), f))}** at {fmt_s(f.get('start_s'))} s "
+    faults = r.get("faults") or []
+    for f in faults:
+        duration: float | None = f.get("duration_s")
+        dur = f"{fmt_s(duration)} s" if duration is not None else "never healed"
+        facts.append(f"fault **{md_escape(fault_label(str(f['name']), f))}** at {fmt_s(f.get('start_s'))} s "
                      f"for {dur}")
     rec = r.get("recovery") or {}
-    if r.get("faults"):
-        conv = rec.get("convergence_s", r.get("convergence_s"))
-        bound = rec.get("convergence_bound_s")
+    if faults:
+        conv: float | None = rec.get("convergence_s", r.get("convergence_s"))
+        bound: float | None = rec.get("convergence_bound_s")
         facts.append(f"convergence **{fmt_s(conv)} s** after heal" + (f" (bound {bound:g} s)" if bound else "")
                      if conv is not None else "**never converged** after heal")
-        if rec.get("availability_recovered_s") is not None:
-            facts.append(f"latency normal {fmt_s(rec['availability_recovered_s'])} s after heal")
+        avail: float | None = rec.get("availability_recovered_s")
+        if avail is not None:
+            facts.append(f"latency normal {fmt_s(avail)} s after heal")
     return facts
 
 
-def experiment_markdown(r: Mapping[str, Any], *, heading: str = "###", html_link: str | None = "report.html") -> str:
-    """The summary of one experiment, from its ``results.json`` document."""
-    ok = bool(r.get("ok"))
-    failed: Sequence[str] = r.get("failed") or [str(v.get("name")) for v in r.get("verdicts") or [] if not v.get("ok")]
-    head = f"{heading} {'✅ PASS' if ok else '❌ FAIL'} `{md_escape(r.get('experiment'))}`"
+def experiment_markdown(r: Results | dict[str, Any], *, heading: str = "###",
+                        html_link: str | None = "report.html") -> str:
+    """The summary of one experiment, from its ``results.json`` document (a plain dict is taken as one:
+    :meth:`chaos.run.RunResult.to_dict`, which ``chaos.experiment.summary_markdown`` passes, is declared
+    ``dict[str, Any]``)."""
+    doc = as_results(r)
+    passed: bool | None = doc.get("ok")
+    ok = bool(passed)
+    failed: Sequence[str] = doc.get("failed") or [str(v["name"]) for v in doc.get("verdicts") or [] if not v["ok"]]
+    head = f"{heading} {'✅ PASS' if ok else '❌ FAIL'} `{md_escape(doc.get('experiment'))}`"
     if failed:
         head += f" (failed: {', '.join(md_escape(f) for f in failed)})"
-    versions = r.get("versions") or {}
-    meta_line = (f"defects: {', '.join(r.get('defects') or []) or 'none'} · seed {r.get('seed')} · pipeline "
-                 f"`{versions.get('pipeline') or '-'}` · {fmt_count((r.get('counts') or {}).get('ops'))} ops · wall "
-                 f"{fmt_s(r.get('wall_s'), 1)} s")
+    versions = doc.get("versions")
+    pipeline: str | None = versions.get("pipeline") if versions else None
+    seed: int | None = doc.get("seed")
+    meta_line = (f"defects: {', '.join(doc.get('defects') or []) or 'none'} · seed {seed} · pipeline "
+                 f"`{pipeline or '-'}` · {fmt_count((doc.get('counts') or {}).get('ops'))} ops · wall "
+                 f"{fmt_s(doc.get('wall_s'), 1)} s")
     lines = [head, ""]
-    facts = _headline_facts(r)
+    facts = _headline_facts(doc)
     if facts:
         lines += [" · ".join(facts), ""]
     lines += [meta_line, "",
               "| phase | ops | error rate | ok/s | p50 ms | p90 ms | p99 ms | max ms |",
               "|---|--:|--:|--:|--:|--:|--:|--:|"]
-    for name, p in (r.get("phases") or {}).items():
+    for name, p in (doc.get("phases") or {}).items():
         lines.append(f"| {md_escape(name)} | {fmt_count(p.get('ops'))} | {fmt_pct(p.get('error_rate'))} | "
                      f"{fmt_rate(p.get('throughput_ok_per_s'))} | {fmt_ms(p.get('p50_ms'))} | "
                      f"{fmt_ms(p.get('p90_ms'))} | {fmt_ms(p.get('p99_ms'))} | {fmt_ms(p.get('max_ms'))} |")
     lines += ["", "| invariant | result | detail |", "|---|---|---|"]
-    for v in r.get("verdicts") or []:
-        lines.append(f"| {md_escape(v.get('name'))} | {'pass' if v.get('ok') else '**FAIL**'} | "
+    for v in doc.get("verdicts") or []:
+        lines.append(f"| {md_escape(v.get('name'))} | {'pass' if v['ok'] else '**FAIL**'} | "
                      f"{md_escape(v.get('message', ''))} |")
-    for v in r.get("verdicts") or []:
+    for v in doc.get("verdicts") or []:
         ex = verdict_examples_markdown(v)
-        if ex and not v.get("ok"):
+        if ex and not v["ok"]:
             lines += ["", f"<details><summary>{md_escape(v.get('name'))}: examples</summary>", "", ex, "",
                       "</details>"]
     if html_link:

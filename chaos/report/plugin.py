@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import pytest
 
 from chaos.report import junit_properties, live
+from chaos.report.schema import Results, VerdictRecord
 
 log = logging.getLogger("chaos.report")
 
@@ -109,7 +110,7 @@ def experiments_done(request: pytest.FixtureRequest, experiments: Iterable[_Expe
             path = folder / "results.json"
             if not path.is_file():
                 continue
-            results = json.loads(path.read_text(encoding="utf-8"))
+            results: Results = json.loads(path.read_text(encoding="utf-8"))
             prefix = "chaos." if len(made) == 1 else f"chaos.{exp.name}."
             for name, value in junit_properties(results, prefix):
                 request.node.user_properties.append((name, value))
@@ -131,11 +132,13 @@ def record_test_failure(experiments: Iterable[_Experiment], message: str) -> lis
     Returns the folders rewritten; never raises (a report problem must not hide the test's own failure)."""
     folders = [Path(e.artefacts) for e in experiments if (Path(e.artefacts) / "results.json").is_file()]
     try:
-        docs = {f: json.loads((f / "results.json").read_text(encoding="utf-8")) for f in folders}
+        docs: dict[Path, Results] = {f: json.loads((f / "results.json").read_text(encoding="utf-8"))
+                                     for f in folders}
     except Exception as exc:
         log.warning("reading results to record a failed check: %r", exc)
         return []
-    if any(not d.get("ok", True) for d in docs.values()):
+    passed: list[bool] = [d.get("ok", True) for d in docs.values()]
+    if not all(passed):
         return []  # a failed verdict already explains the red test
     done = []
     for folder, doc in docs.items():
@@ -143,7 +146,8 @@ def record_test_failure(experiments: Iterable[_Experiment], message: str) -> lis
             from chaos.history import History
             from chaos.report import write_artefacts
 
-            verdict = {"name": CHECK_VERDICT, "ok": False, "message": message, "counts": {}, "examples": []}
+            verdict: VerdictRecord = {"name": CHECK_VERDICT, "ok": False, "message": message, "counts": {},
+                                      "examples": []}
             doc["verdicts"] = [*(doc.get("verdicts") or []), verdict]
             doc["ok"] = False
             doc["failed"] = [*(doc.get("failed") or []), CHECK_VERDICT]
@@ -154,7 +158,7 @@ def record_test_failure(experiments: Iterable[_Experiment], message: str) -> lis
     return done
 
 
-def _refresh_page(folder: Path, results: dict[str, Any]) -> None:
+def _refresh_page(folder: Path, results: Results) -> None:
     from chaos.history import History
     from chaos.report.html import render_html
 

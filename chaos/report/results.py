@@ -6,39 +6,9 @@ summary, JUnit properties, the run index, ``compare``), so it is built here from
 lets ``python -m chaos.report render`` rebuild it, and the page, from ``history.jsonl`` plus an older
 ``results.json`` (whose verdicts cannot be recomputed without the ground truth).
 
-Layout (``schema_version`` 2; files without the field are version 1, which had ``experiment``, ``ok``,
-``defects``, ``wall_s``, ``convergence_s``, ``faults``, ``phases``, ``verdicts``, ``counts``, ``meta``:
-all still present with the same meaning)::
-
-    schema, schema_version        "pipeline-chaos/results", 2
-    experiment, run_id, ok        name, run id, all verdicts passed
-    failed                        names of the failed verdicts
-    defects, seed                 defect switches of the pipeline under test; the load generator's seed
-    started_at_us, started_at     start of the run (epoch us, ISO 8601 UTC)
-    t0_us                         time zero of every relative time (``*_s`` fields, plots): the first
-                                  phase mark or intended start
-    wall_s                        wall time of the whole experiment (deploy .. verdicts)
-    versions                      {suite, pipeline (the pipeline image tag), images {role: reference}}
-    load                          the load spec (rate, keys, batch size, ...)
-    phases{name}                  ops, ok, fail, unknown, error_rate, duration_s, throughput_ok_per_s,
-                                  offered_per_s, p50/p90/p99/p999/max_ms (ok ops, from the intended
-                                  start), start_us/end_us, start_s/end_s
-    throughput                    over the run: offered_per_s, ok_per_s, and the lowest and highest
-                                  acknowledgements per second over whole 1 s windows (by completion)
-    faults[]                      the fault's description (name, target, parameters, resolved target)
-                                  + start_us, end_us, start_s, end_s, duration_s
-    recovery                      heal_us (end of the last fault), convergence_s (heal -> every event
-                                  acknowledged before the heal applied; null = never), convergence_bound_s,
-                                  availability_recovered_s (heal -> start of the first 1 s window after
-                                  which every window is "normal": no failed/unknown op and p99 within
-                                  normal_p99_ms = max(2 x p99 before, p99 before + 100 ms); 0 when normal
-                                  already at the heal; null = never), availability_recovered_since_inject_s
-    convergence_s                 = recovery.convergence_s (kept from version 1)
-    verdicts[]                    name, ok, message, counts, examples (from the checkers)
-    counts                        ops, ok, fail, unknown, applied_rows, kafka_records
-    samples[]                     live samples every ~1 s (t_us, t_s, phase, sent, acked, errors, applied,
-                                  consumer_lag); empty for runs without a sampler
-    meta                          the history's meta record, verbatim
+The layout, one class per part, is :mod:`chaos.report.schema` (:class:`~chaos.report.schema.Results`):
+the one description of the document, which every reader is type-checked against. ``schema_version`` is
+2; files without the field are version 1, read too (:func:`load_results`, :func:`rebuild_results`).
 """
 
 from __future__ import annotations
@@ -49,10 +19,21 @@ import json
 from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from chaos.checkers import PhaseStats, phase_stats
 from chaos.history import History, Outcome
+from chaos.report.schema import (
+    Counts,
+    FaultRecord,
+    PhaseFigures,
+    Recovery,
+    Results,
+    Sample,
+    Throughput,
+    VerdictRecord,
+    as_results,
+)
 from chaos.report.series import completion_rate, time_span, windows_by_intended
 
 if TYPE_CHECKING:
@@ -128,20 +109,25 @@ def _phase_windows(history: History) -> dict[str, tuple[int, int]]:
     return out
 
 
-def _phases(history: History, stats: Mapping[str, PhaseStats | Mapping[str, Any]], t0: int) -> dict[str, Any]:
+def _phases(history: History, stats: Mapping[str, PhaseStats | Mapping[str, Any]],
+            t0: int) -> dict[str, PhaseFigures]:
     windows = _phase_windows(history)
-    out: dict[str, Any] = {}
+    out: dict[str, PhaseFigures] = {}
     for name, st in stats.items():
-        d = dict(st.to_dict() if isinstance(st, PhaseStats) else st)
+        # the checkers' figures as they give them (PhaseStats.to_dict: typed dict[str, Any]), then the window
+        d = cast("PhaseFigures", dict(st.to_dict() if isinstance(st, PhaseStats) else st))
         dur = d.get("duration_s") or 0.0
         d["offered_per_s"] = d["ops"] / dur if dur > 0 else 0.0
         start, end = windows.get(name, (None, None))
-        d.update(start_us=start, end_us=end, start_s=_rel(start, t0), end_s=_rel(end, t0))
+        d["start_us"] = start
+        d["end_us"] = end
+        d["start_s"] = _rel(start, t0)
+        d["end_s"] = _rel(end, t0)
         out[name] = d
     return out
 
 
-def _throughput(history: History) -> dict[str, Any]:
+def _throughput(history: History) -> Throughput:
     ops = history.ops
     if not ops:
         return {"window_s": 1.0, "offered_per_s": 0.0, "ok_per_s": 0.0, "min_ok_per_s": None, "max_ok_per_s": None,
@@ -174,14 +160,15 @@ def _throughput(history: History) -> dict[str, Any]:
     }
 
 
-def _recovery(history: History, phases: Mapping[str, Any], convergence_s: float | None,
-              verdicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _recovery(history: History, phases: Mapping[str, PhaseFigures], convergence_s: float | None,
+              verdicts: Sequence[VerdictRecord]) -> Recovery:
     bound = None
     for v in verdicts:
-        if v.get("name") == "convergence":
+        name: str | None = v.get("name")
+        if name == "convergence":
             b = (v.get("counts") or {}).get("bound_s")
             bound = float(b) if isinstance(b, int | float) else None
-    out: dict[str, Any] = {"heal_us": None, "convergence_s": convergence_s, "convergence_bound_s": bound,
+    out: Recovery = {"heal_us": None, "convergence_s": convergence_s, "convergence_bound_s": bound,
                            "availability_recovered_s": None, "availability_recovered_since_inject_s": None,
                            "normal_p99_ms": None, "window_s": RECOVERY_WINDOW_US / 1e6}
     if not history.faults:
@@ -228,18 +215,19 @@ def build_results(
     counts: Mapping[str, Any] | None = None,
     samples: Sequence[Mapping[str, Any]] = (),
     stats: Mapping[str, PhaseStats | Mapping[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """The ``results.json`` document (see the module docstring) for one experiment."""
+) -> Results:
+    """The ``results.json`` document (:class:`~chaos.report.schema.Results`) for one experiment."""
     meta = history.meta
     t0, _t1 = time_span(history)
-    verdict_list = [dict(v) for v in verdicts]
+    # verdicts as the checkers give them (Verdict.to_dict: typed dict[str, Any]) or an older file holds them
+    verdict_list = [cast("VerdictRecord", dict(v)) for v in verdicts]
     phases = _phases(history, stats if stats is not None else phase_stats(history), t0)
-    faults = []
-    for w in history.faults:
+    faults: list[FaultRecord] = []
+    for w in history.faults:  # the fault's own description (its parameters differ per fault), then its window
         f = {**w.detail, "name": w.name, "start_us": w.start_us, "end_us": w.end_us, "start_s": _rel(w.start_us, t0),
              "end_s": _rel(w.end_us, t0),
              "duration_s": None if w.end_us is None else round((w.end_us - w.start_us) / 1e6, 3)}
-        faults.append(f)
+        faults.append(cast("FaultRecord", f))
     n = {o.value: 0 for o in Outcome}
     for op in history.ops:
         n[op.outcome.value] += 1
@@ -247,16 +235,17 @@ def build_results(
     all_counts.update(counts or {})
     images = dict(meta.get("images") or {})
     recovery = _recovery(history, phases, convergence_s, verdict_list)
-    failed = [str(v.get("name")) for v in verdict_list if not v.get("ok")]
+    failed = [str(v["name"]) for v in verdict_list if not v["ok"]]
     defect_list = list(defects if defects is not None else meta.get("defects") or [])
     started = meta.get("started_at_us") or (t0 or None)
-    samples_out = []
-    for s in samples:
-        d = dict(s)
-        if isinstance(d.get("t_us"), int):
-            d["t_s"] = _rel(d["t_us"], t0)
+    samples_out: list[Sample] = []
+    for s in samples:  # as the run took them (typed dict[str, Any] there)
+        d = cast("Sample", dict(s))
+        t_us: int | None = d.get("t_us")
+        if isinstance(t_us, int):
+            d["t_s"] = _rel(t_us, t0)
         samples_out.append(d)
-    return {
+    doc: Results = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "experiment": name if name is not None else meta.get("experiment"),
@@ -278,13 +267,14 @@ def build_results(
         "recovery": recovery,
         "convergence_s": convergence_s,
         "verdicts": verdict_list,
-        "counts": all_counts,
+        "counts": cast("Counts", all_counts),
         "samples": samples_out,
         "meta": meta,
     }
+    return doc
 
 
-def results_of(result: RunResult) -> dict[str, Any]:
+def results_of(result: RunResult) -> Results:
     """The ``results.json`` document of a finished run (:class:`~chaos.run.RunResult`)."""
     gt = result.truth
     counts = {} if gt is None else {"applied_rows": len(gt.applied),
@@ -303,14 +293,14 @@ def results_of(result: RunResult) -> dict[str, Any]:
     doc["outcome"] = {"outcome": result.outcome, "reason": result.reason or None, "exit": result.exit_code}
     if result.schedule is not None:  # a randomised schedule (chaos.schedules): seed, profile, the exact steps
         doc["schedule"] = result.schedule
-    doc.update(result.extra)
+    doc.update(as_results(result.extra))  # more sections (``gameday``: chaos.gameday.runner)
     return doc
 
 
-def rebuild_results(old: Mapping[str, Any], history: History) -> dict[str, Any]:
+def rebuild_results(old: Results, history: History) -> Results:
     """Recompute every derived figure of ``old`` (any schema version) from ``history``; keep its verdicts."""
     counts = {k: v for k, v in (old.get("counts") or {}).items() if k in ("applied_rows", "kafka_records")}
-    return build_results(
+    doc = build_results(
         history,
         verdicts=old.get("verdicts") or [],
         convergence_s=old.get("convergence_s"),
@@ -319,10 +309,14 @@ def rebuild_results(old: Mapping[str, Any], history: History) -> dict[str, Any]:
         defects=old.get("defects"),
         counts=counts,
         samples=old.get("samples") or [],
-    ) | ({"schedule": old["schedule"]} if old.get("schedule") is not None else {})
+    )
+    schedule: dict[str, Any] | None = old.get("schedule")
+    if schedule is not None:
+        doc["schedule"] = schedule
+    return doc
 
 
-def load_results(path: str | Path) -> dict[str, Any]:
+def load_results(path: str | Path) -> Results:
     """Read a ``results.json`` (or the one in a folder); ValueError with a clear message if it is not one."""
     p = Path(path)
     if p.is_dir():
@@ -333,10 +327,12 @@ def load_results(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{p}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{p}: not a readable results.json ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("phases"), dict) or "verdicts" not in data:
+    doc = as_results(data if isinstance(data, dict) else {})
+    phases: dict[str, PhaseFigures] | None = doc.get("phases")
+    if not isinstance(data, dict) or not isinstance(phases, dict) or "verdicts" not in doc:
         raise ValueError(f"{p}: not an experiment's results.json (no 'phases' and 'verdicts')")
-    version = data.get("schema_version", 1)
+    version: int = doc.get("schema_version", 1)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise ValueError(f"{p}: results schema version {version!r} is newer than this suite understands "
                          f"({SCHEMA_VERSION}); update the suite")
-    return data
+    return doc

@@ -282,6 +282,12 @@ class StateReader:
         await self._drop()
 
 
+def _ignore_outcome(fut: asyncio.Future[Delivered]) -> None:
+    """What ``ack_on_send`` does with the delivery report it never waited for: drop it."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 def _outcome_error(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return "outcome uncertain: no delivery report within the bound"
@@ -294,6 +300,7 @@ class IngestServicer(pipeline_pb2_grpc.IngestServicer):
         self._state = state
         self._await_bound_s = settings.delivery_timeout_ms / 1000.0 + AWAIT_MARGIN_S
         self._guess_partition = "guessed_partition" in settings.defects
+        self._ack_on_send = "ack_on_send" in settings.defects  # answers without waiting for the broker
 
     def _acked_partition(self, key: str, delivered: Delivered) -> int:
         """The partition the ack reports: the delivered one (with ``guessed_partition``: a guess)."""
@@ -315,6 +322,9 @@ class IngestServicer(pipeline_pb2_grpc.IngestServicer):
         ack: pipeline_pb2.Ack | None = None
         try:
             fut = self._send(request)
+            if self._ack_on_send:  # the defect: "it's in the producer's queue, it will get there"
+                fut.add_done_callback(_ignore_outcome)
+                return pipeline_pb2.Ack(event_id=request.event_id, partition=-1, offset=-1)
             delivered = await asyncio.wait_for(fut, timeout=self._await_bound_s)
             ack = pipeline_pb2.Ack(
                 event_id=request.event_id, partition=self._acked_partition(request.key, delivered),
@@ -356,6 +366,11 @@ class IngestServicer(pipeline_pb2_grpc.IngestServicer):
                             event_id=event.event_id, status=pipeline_pb2.REJECTED, error=rej.message
                         )
                     )
+            if pending and self._ack_on_send:
+                for i, fut in pending.items():
+                    fut.add_done_callback(_ignore_outcome)
+                    results[i].status, results[i].partition, results[i].offset = pipeline_pb2.ACKED, -1, -1
+                return pipeline_pb2.BatchAck(results=results)
             if pending:
                 await asyncio.wait(list(pending.values()), timeout=self._await_bound_s)
             for i, fut in pending.items():

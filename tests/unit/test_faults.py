@@ -332,3 +332,12 @@ def _set_after(threading: Any, s: float) -> Any:
     ev = threading.Event()
     threading.Timer(s, ev.set).start()
     return ev
+
+
+def test_a_partition_of_one_port_drops_only_that_tcp_port_both_ways() -> None:
+    script = partition_script("CHAOS8", ["10.0.0.3"], ["10.0.0.3"], port=9092)
+    assert "$IPT -w -A CHAOS8I -s 10.0.0.3 -p tcp --dport 9092 -j DROP" in script
+    assert "$IPT -w -A CHAOS8I -s 10.0.0.3 -p tcp --sport 9092 -j DROP" in script
+    assert "$IPT -w -A CHAOS8O -d 10.0.0.3 -p tcp --dport 9092 -j DROP" in script
+    assert "$IPT -w -A CHAOS8O -d 10.0.0.3 -p tcp --sport 9092 -j DROP" in script
+    assert "-s 10.0.0.3 -j DROP" not in script

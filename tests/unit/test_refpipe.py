@@ -39,7 +39,7 @@ def ev(event_id: str, key: str, seq: int, amount: int, partition: int = 0, offse
 
 
 def test_defect_catalogue() -> None:
-    assert set(INGEST_DEFECTS) == {"acks1", "acks0", "no_idempotence", "guessed_partition"}
+    assert set(INGEST_DEFECTS) == {"acks1", "acks0", "no_idempotence", "guessed_partition", "ack_on_send"}
     assert set(PROJECTOR_DEFECTS) == {
         "commit_before_write",
         "auto_commit",
@@ -429,7 +429,7 @@ def test_schema_ddl() -> None:
 def test_the_adapter_names_exactly_the_pipelines_defects() -> None:
     from system_under_test.adapter import PIPELINE
 
-    assert {d.name for d in PIPELINE.defects} == set(ALL_DEFECTS)
+    assert {d.name for d in PIPELINE.defects if d.in_services} == set(ALL_DEFECTS)
 
 
 @pytest.mark.parametrize(("key", "java"), [("21", -973932308), ("foobar", -790332482),
