@@ -4,7 +4,8 @@ Per experiment, in ``<report dir>/<run id>/<experiment>/``:
 
 ``history.jsonl``  every operation (format in :mod:`chaos.history`)
 ``results.json``   every figure: verdicts, per-phase latency/error rate/throughput, recovery, seed,
-                   faults, versions (layout in :mod:`chaos.report.results`)
+                   faults, versions (layout in :mod:`chaos.report.schema`, built by
+                   :mod:`chaos.report.results`)
 ``report.html``    a self-contained page with the plots and tables (:mod:`chaos.report.html`)
 ``summary.md``     the markdown summary for a CI job summary (:mod:`chaos.report.markdown`)
 ``logs/``          on failure, the log of every container of the session (written by the pytest plugin)

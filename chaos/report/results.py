@@ -169,8 +169,8 @@ def _recovery(history: History, phases: Mapping[str, PhaseFigures], convergence_
             b = (v.get("counts") or {}).get("bound_s")
             bound = float(b) if isinstance(b, int | float) else None
     out: Recovery = {"heal_us": None, "convergence_s": convergence_s, "convergence_bound_s": bound,
-                           "availability_recovered_s": None, "availability_recovered_since_inject_s": None,
-                           "normal_p99_ms": None, "window_s": RECOVERY_WINDOW_US / 1e6}
+                     "availability_recovered_s": None, "availability_recovered_since_inject_s": None,
+                     "normal_p99_ms": None, "window_s": RECOVERY_WINDOW_US / 1e6}
     if not history.faults:
         return out
     inject = min(w.start_us for w in history.faults)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,15 @@ from chaos import checkers, report, truth
 from chaos.checkers import AppliedRow, KafkaRecord, KeyState
 from chaos.experiment import ExperimentResult, summary_markdown
 from chaos.history import FaultWindow, History, Op, Outcome, PhaseMark
-from chaos.report.results import SCHEMA_VERSION, build_results, load_results, pipeline_version, rebuild_results
+from chaos.report.results import (
+    SCHEMA_VERSION,
+    build_results,
+    load_results,
+    pipeline_version,
+    rebuild_results,
+    results_of,
+)
+from chaos.report.schema import Results
 
 T0 = 1_700_000_000_000_000
 MS = 1000
@@ -106,14 +115,14 @@ def make_result(tmp_path: Path | None = None) -> ExperimentResult:
 
 
 @pytest.fixture(scope="module")
-def results() -> dict[str, Any]:
-    return report.results_of(make_result())
+def results() -> Results:
+    return results_of(make_result())
 
 
 # --------------------------------------------------------------------------- identity, versions
 
 
-def test_identity_seed_versions_and_schema(results: dict[str, Any]) -> None:
+def test_identity_seed_versions_and_schema(results: Results) -> None:
     assert results["schema"] == "pipeline-chaos/results"
     assert results["schema_version"] == SCHEMA_VERSION == 2
     assert results["experiment"] == "test_handmade"
@@ -146,7 +155,7 @@ def test_pipeline_version_is_the_image_tag(ref: str, tag: str) -> None:
 # --------------------------------------------------------------------------- per phase
 
 
-def test_percentiles_per_phase(results: dict[str, Any]) -> None:
+def test_percentiles_per_phase(results: Results) -> None:
     before = results["phases"]["before"]
     # 200 latencies 1..100 ms, each twice: nearest rank ceil(q * 200)
     assert (before["p50_ms"], before["p90_ms"], before["p99_ms"], before["max_ms"]) == (50.0, 90.0, 99.0, 100.0)
@@ -159,7 +168,7 @@ def test_percentiles_per_phase(results: dict[str, Any]) -> None:
     assert results["phases"]["warmup"]["p99_ms"] == 5.0
 
 
-def test_error_rates_and_counts_per_phase(results: dict[str, Any]) -> None:
+def test_error_rates_and_counts_per_phase(results: Results) -> None:
     during = results["phases"]["during"]
     assert (during["ops"], during["ok"], during["fail"], during["unknown"]) == (200, 190, 5, 5)
     assert during["error_rate"] == pytest.approx(10 / 200)
@@ -168,7 +177,7 @@ def test_error_rates_and_counts_per_phase(results: dict[str, Any]) -> None:
                                  "applied_rows": 688, "kafka_records": 688}
 
 
-def test_throughput_and_windows_per_phase(results: dict[str, Any]) -> None:
+def test_throughput_and_windows_per_phase(results: Results) -> None:
     p = results["phases"]
     # durations from mark to mark; the last phase to its last completion (op 199 at 6.99 s + 20 ms)
     assert p["before"]["duration_s"] == pytest.approx(2.0)
@@ -182,7 +191,7 @@ def test_throughput_and_windows_per_phase(results: dict[str, Any]) -> None:
     assert p["warmup"]["start_us"] == T0
 
 
-def test_throughput_over_the_run(results: dict[str, Any]) -> None:
+def test_throughput_over_the_run(results: Results) -> None:
     t = results["throughput"]
     # acks per whole second by completion: [0,1) 100; [1,2) 91; [2,3) 100; [3,4) 9 (the tail of
     # "before": the 1000 ms ops of "during" complete in [4,5)); [4,5) 190; [5,6) 99
@@ -196,7 +205,7 @@ def test_throughput_over_the_run(results: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- faults and recovery
 
 
-def test_fault_windows(results: dict[str, Any]) -> None:
+def test_fault_windows(results: Results) -> None:
     (f,) = results["faults"]
     assert f["name"] == "kill"
     assert f["target"] == "LeaderOf(partition=0)"
@@ -205,7 +214,7 @@ def test_fault_windows(results: dict[str, Any]) -> None:
     assert (f["start_s"], f["end_s"], f["duration_s"]) == (3.0, 5.0, 2.0)
 
 
-def test_convergence_and_availability_recovery(results: dict[str, Any]) -> None:
+def test_convergence_and_availability_recovery(results: Results) -> None:
     rec = results["recovery"]
     assert rec["heal_us"] == T0 + 5 * S
     assert rec["convergence_s"] == results["convergence_s"] == 0.75
@@ -240,7 +249,7 @@ def test_an_unhealed_fault_has_no_end_and_no_recovery() -> None:
 # --------------------------------------------------------------------------- verdicts and samples
 
 
-def test_verdicts_keep_counts_and_examples(results: dict[str, Any]) -> None:
+def test_verdicts_keep_counts_and_examples(results: Results) -> None:
     assert results["ok"] is False
     assert results["failed"] == ["lost"]
     lost = next(v for v in results["verdicts"] if v["name"] == "lost")
@@ -251,23 +260,23 @@ def test_verdicts_keep_counts_and_examples(results: dict[str, Any]) -> None:
     assert conv["ok"] and conv["counts"]["convergence_s"] == 0.75
 
 
-def test_samples_get_relative_times(results: dict[str, Any]) -> None:
+def test_samples_get_relative_times(results: Results) -> None:
     assert [s["t_s"] for s in results["samples"]] == [1.0, 4.0]
     assert results["samples"][0]["consumer_lag"] == 7
 
 
-def test_results_are_json_and_to_dict_is_the_same_document(results: dict[str, Any]) -> None:
+def test_results_are_json_and_to_dict_is_the_same_document(results: Results) -> None:
     text = json.dumps(results)
     assert json.loads(text)["phases"]["before"]["p99_ms"] == 99.0
     again = make_result().to_dict()
     assert again["phases"] == results["phases"] and again["recovery"] == results["recovery"]
 
 
-def test_rebuild_from_a_schema_1_document_recomputes_the_figures(results: dict[str, Any]) -> None:
-    v1 = {"experiment": "test_handmade", "defects": [], "ok": False, "wall_s": 12.35, "convergence_s": 0.75,
+def test_rebuild_from_a_schema_1_document_recomputes_the_figures(results: Mapping[str, Any]) -> None:
+    v1: Results = {"experiment": "test_handmade", "defects": [], "ok": False, "wall_s": 12.35, "convergence_s": 0.75,
           "faults": [], "phases": {}, "verdicts": results["verdicts"],
           "counts": {"ops": 700, "applied_rows": 688, "kafka_records": 688}, "meta": {}}
-    r = rebuild_results(v1, make_history())
+    r: Mapping[str, Any] = rebuild_results(v1, make_history())
     assert r["schema_version"] == SCHEMA_VERSION
     for key in ("phases", "throughput", "faults", "recovery", "counts", "failed", "versions"):
         if key == "versions":
@@ -317,7 +326,7 @@ def test_load_results_rejects_bad_files_with_one_clear_message(tmp_path: Path, c
         load_results(tmp_path / "missing.json")
 
 
-def test_junit_properties_carry_the_key_figures(results: dict[str, Any]) -> None:
+def test_junit_properties_carry_the_key_figures(results: Results) -> None:
     props = dict(report.junit_properties(results, "chaos."))
     assert props["chaos.ok"] == "false"
     assert props["chaos.failed"] == "lost"
@@ -330,3 +339,43 @@ def test_junit_properties_carry_the_key_figures(results: dict[str, Any]) -> None
     assert props["chaos.availability_recovered_s"] == "1.000"
     assert props["chaos.seed"] == "42"
     assert props["chaos.pipeline"] == "c1-abc123"
+
+
+# --------------------------------------------------------------------------- the document's type
+
+ROOT = Path(__file__).resolve().parents[2]
+READER = ("from chaos.report.fmt import fmt_ms\nfrom chaos.report.schema import Results\n\n\n"
+          "def read(r: Results) -> object:\n    return {}\n")
+# module name -> (what the reader returns, the error mypy must report; None: none)
+READS: dict[str, tuple[str, str | None]] = {
+    "reads_right_keys": ('[r["phases"]["during"]["p99_ms"], r["verdicts"][0]["name"], '
+                         'fmt_ms((r.get("recovery") or {}).get("convergence_s"))]', None),
+    "reads_misspelt_key": ('r["phasez"]', 'TypedDict "Results" has no key "phasez"'),
+    "reads_misspelt_phase_figure": ('r["phases"]["during"]["p99_msx"]',
+                                    'TypedDict "PhaseFigures" has no key "p99_msx"'),
+    "reads_misspelt_verdict_key": ('r["verdicts"][0]["nmae"]', 'TypedDict "VerdictRecord" has no key "nmae"'),
+    # .get() of an unknown key is no error to mypy (the value is an ``object``), so the readers hand what they
+    # read to typed code, such as the fmt_* helpers: then the misspelt key is one
+    "reads_misspelt_key_with_get": ('fmt_ms((r.get("recovery") or {}).get("convergence_sx"))',
+                                    'Argument 1 to "fmt_ms" has incompatible type "object"'),
+}
+
+
+def test_mypy_reports_a_misspelt_key_of_the_results_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The readers of results.json are type-checked against chaos.report.schema: a misspelt key is a mypy
+    error, not a KeyError (or a silent None) at run time. One mypy run, a few seconds with an empty cache."""
+    from mypy import api
+
+    for module, (expr, _) in READS.items():
+        (tmp_path / f"{module}.py").write_text(READER.format(expr))
+    monkeypatch.chdir(ROOT)  # where mypy finds the chaos package and this repository's configuration
+    out, err, _status = api.run([*(str(tmp_path / f"{m}.py") for m in READS),
+                                 "--config-file", str(ROOT / "pyproject.toml"),
+                                 "--cache-dir", str(tmp_path / "mypy-cache"), "--no-error-summary"])
+    for module, (_, expected) in READS.items():
+        errors = [line for line in out.splitlines() if line.startswith(str(tmp_path / f"{module}.py:"))
+                  and ": error:" in line]
+        if expected is None:
+            assert errors == [], out + err
+        else:
+            assert len(errors) == 1 and expected in errors[0], out + err

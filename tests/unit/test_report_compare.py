@@ -13,6 +13,7 @@ import pytest
 from chaos import report
 from chaos.report.__main__ import main as cli
 from chaos.report.compare import Floors, base_name, compare_pair, main
+from chaos.report.schema import PhaseFigures, Results
 from tests.unit.test_report import make_result
 
 VERDICTS = ("lost", "duplicates", "order", "convergence")
@@ -20,8 +21,8 @@ VERDICTS = ("lost", "duplicates", "order", "convergence")
 
 def res(name: str = "test_x", *, defects: tuple[str, ...] = (), p50: float = 10.0, p99: float = 40.0,
         during_p99: float = 500.0, during_err: float = 0.05, ok_per_s: float = 200.0,
-        convergence: float | None = 0.5, failed: tuple[str, ...] = (), fault: bool = True) -> dict[str, Any]:
-    def phase(p99_ms: float, err: float = 0.0) -> dict[str, Any]:
+        convergence: float | None = 0.5, failed: tuple[str, ...] = (), fault: bool = True) -> Results:
+    def phase(p99_ms: float, err: float = 0.0) -> PhaseFigures:
         return {"ops": 1000, "ok": 1000, "fail": 0, "unknown": 0, "error_rate": err, "p50_ms": p50,
                 "p99_ms": p99_ms, "throughput_ok_per_s": ok_per_s}
 
@@ -38,13 +39,13 @@ def res(name: str = "test_x", *, defects: tuple[str, ...] = (), p50: float = 10.
     }
 
 
-def write(folder: Path, r: dict[str, Any]) -> Path:
+def write(folder: Path, r: Results) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(r))
     return folder
 
 
-def deltas(a: dict[str, Any], b: dict[str, Any], **kw: Any) -> dict[tuple[str, str], Any]:
+def deltas(a: Results, b: Results, **kw: Any) -> dict[tuple[str, str], Any]:
     return {(d.phase, d.metric): d for d in compare_pair("x", a, b, **kw).deltas}
 
 

@@ -17,6 +17,7 @@ from chaos.history import FaultWindow, History, Op, Outcome, PhaseMark
 from chaos.report import plugin
 from chaos.report.html import MAX_DOTS, render_html
 from chaos.report.index import collect_run, write_run_index
+from chaos.report.schema import as_results
 from chaos.report.series import in_flight, nearest_rank, nice_width_us, windows_by_intended
 from tests.unit.test_report import T0, make_result
 
@@ -26,7 +27,7 @@ S = 1_000_000
 @pytest.fixture(scope="module")
 def page() -> str:
     r = make_result()
-    return render_html(r.history, r.to_dict())
+    return render_html(r.history, as_results(r.to_dict()))
 
 
 def big_history(n: int, seed: int = 1) -> History:
@@ -72,7 +73,7 @@ def test_the_page_has_the_plots_and_the_tables(page: str) -> None:
 
 def test_text_is_escaped() -> None:
     r = make_result()
-    doc = r.to_dict()
+    doc = as_results(r.to_dict())
     doc["experiment"] = "<script>alert(1)</script>"
     doc["verdicts"][0]["message"] = "a < b & c"
     html = render_html(r.history, doc)
