@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Literal
 
 from chaos.history import History
 from chaos.report import results as _results
@@ -46,11 +46,9 @@ __all__ = [
 HTML_NAME = "report.html"
 
 
-def results_of(result: ExperimentResult) -> dict[str, Any]:
-    """:func:`chaos.report.results.results_of` as the plain ``dict[str, Any]`` that
-    :meth:`chaos.run.RunResult.to_dict` is declared to return; typed code calls the one in
-    :mod:`chaos.report.results`, which returns :class:`~chaos.report.schema.Results`."""
-    return cast("dict[str, Any]", _results.results_of(result))
+def results_of(result: ExperimentResult) -> Results:
+    """The ``results.json`` document of a finished run (see :mod:`chaos.report.schema`)."""
+    return _results.results_of(result)
 
 
 def write_artefacts(history: History, results: Results, folder: str | Path) -> Path:

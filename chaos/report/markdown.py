@@ -7,7 +7,7 @@ from typing import Any
 
 from chaos.report.fmt import fmt_count, fmt_ms, fmt_pct, fmt_rate, fmt_s
 from chaos.report.live import fault_label
-from chaos.report.schema import Results, VerdictRecord, as_results
+from chaos.report.schema import Results, VerdictRecord
 
 __all__ = ["experiment_markdown", "md_escape", "verdict_examples_markdown"]
 
@@ -57,12 +57,9 @@ def _headline_facts(r: Results) -> list[str]:
     return facts
 
 
-def experiment_markdown(r: Results | dict[str, Any], *, heading: str = "###",
+def experiment_markdown(doc: Results, *, heading: str = "###",
                         html_link: str | None = "report.html") -> str:
-    """The summary of one experiment, from its ``results.json`` document (a plain dict is taken as one:
-    :meth:`chaos.run.RunResult.to_dict`, which ``chaos.experiment.summary_markdown`` passes, is declared
-    ``dict[str, Any]``)."""
-    doc = as_results(r)
+    """The summary of one experiment, from its ``results.json`` document."""
     passed: bool | None = doc.get("ok")
     ok = bool(passed)
     failed: Sequence[str] = doc.get("failed") or [str(v["name"]) for v in doc.get("verdicts") or [] if not v["ok"]]

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chaos import checkers, truth
 from chaos.checkers import PhaseStats, Verdict
@@ -45,6 +45,9 @@ from chaos.run.plan import LOAD_PROBES, Plan, Probe, ProbeStatus
 from chaos.run.targets import LocalTarget, Target, brokers_registered, consumer_lag, entry_serving, full_isr
 from chaos.stats import nearest_rank
 from chaos.workload import LoadGenerator, now_us
+
+if TYPE_CHECKING:
+    from chaos.report.schema import Results
 
 log = logging.getLogger("chaos.run")
 
@@ -200,11 +203,11 @@ class RunResult:
     def assert_ok(self) -> None:
         checkers.assert_verdicts(self.verdicts)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The ``results.json`` document (layout in :mod:`chaos.report.results`)."""
-        from chaos import report
+    def to_dict(self) -> Results:
+        """The ``results.json`` document (layout in :mod:`chaos.report.schema`)."""
+        from chaos.report.results import results_of
 
-        return report.results_of(self)
+        return results_of(self)
 
 
 class Run:

@@ -117,7 +117,7 @@ def test_run_index_links_every_experiment_with_its_verdict(tmp_path: Path) -> No
     run = tmp_path / "run1"
     report.write_experiment(make_result(run / "test_handmade"), run / "test_handmade")
     good = make_result(run / "test_good").to_dict()
-    good.update(experiment="test_good", ok=True, failed=[])
+    good["experiment"], good["ok"], good["failed"] = "test_good", True, []
     for v in good["verdicts"]:
         v["ok"] = True
     (run / "test_good").mkdir()
