@@ -64,6 +64,7 @@ __all__ = [
     "Pipeline",
     "ReadResult",
     "Readiness",
+    "Reads",
     "RecordRef",
     "Service",
     "ServiceContext",
@@ -325,6 +326,30 @@ class ReadResult:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class Reads:
+    """What the pipeline's read API promises its clients; the suite checks exactly these (``docs/invariants.md``).
+
+    ``expected(state, key)``: what a read of ``key`` returns once the pipeline has converged, from
+    :meth:`TruthReader.state` (its ``outcome`` is ignored; ``found``, ``value``, ``count`` and ``version`` are
+    compared where not None). ``converge``: after quiescence, a read of every key written returns that.
+    ``monotonic``: a read of a key that starts after another read of it completed never returns a lower
+    ``count`` or ``version`` (nor "not found" after "found"). ``staleness_s``: a read that starts more than
+    this many seconds after a write to its key was acknowledged reflects it (``count`` is at least the
+    number of such writes that were applied), checked while the pipeline is healthy: before the first fault,
+    or throughout a run without one; None: not promised. ``count`` is the number of distinct events the
+    answer reflects; a read that returns none where a promise needs it is a violation."""
+
+    expected: Callable[[Any, str], ReadResult]
+    converge: bool = True
+    monotonic: bool = True
+    staleness_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.staleness_s is not None and not self.staleness_s > 0:
+            raise ValueError(f"Reads.staleness_s must be positive or None, got {self.staleness_s!r}")
+
+
 @runtime_checkable
 class Client(Protocol):
     """A Jepsen-style client over the pipeline's entry point. One per run, used from one asyncio loop.
@@ -408,6 +433,7 @@ class Pipeline:
     ``positions``: an acknowledgement reports where the record is (partition and offset of the entry topic),
     and that position must hold the event (checked by ``positions``; without it, positions are checked where
     given and their absence is no violation).
+    ``reads``: what the read API (:meth:`Client.read`) promises (:class:`Reads`); None: the suite never reads.
     ``budgets``: per-pipeline values of the experiments' budgets where they must differ from the shipped
     ones (``{"convergence_s": 90}``), each with its reason in the adapter. ``settings``: setting overrides
     this pipeline needs (``{"pipeline_ready_timeout_s": 120}`` for slow-starting JVMs)."""
@@ -423,6 +449,7 @@ class Pipeline:
     images: Mapping[str, ImageRecipe] = field(default_factory=dict)
     order: bool = True
     positions: bool = False
+    reads: Reads | None = None
     budgets: Mapping[str, float] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""

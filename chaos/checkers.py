@@ -24,14 +24,15 @@ indexes between the checkers, so it costs little more than one of them.
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from chaos.history import History, Op, Outcome
+from chaos.history import History, Op, Outcome, Read
 from chaos.stats import nearest_rank
 
 __all__ = [
@@ -53,6 +54,9 @@ __all__ = [
     "check_order",
     "check_phantoms",
     "check_positions",
+    "check_reads_converge",
+    "check_reads_monotonic",
+    "check_reads_staleness",
     "check_unknowns",
     "format_verdicts",
     "per_key_sums",
@@ -1056,6 +1060,11 @@ def check_positions(history: History, kafka: Iterable[KafkaRecord], *, required:
     acknowledged op must report one, and the entry topic's committed record at that (partition, offset)
     must be that op's event. A different event there, or nothing there while the event sits elsewhere in
     the topic, is a violation. An acknowledged event that is nowhere in the topic is left to ``lost``.
+
+    A partition without an offset (offset negative) is not a missing position: Kafka's producers (the Java
+    client and librdkafka alike) report no offset for a batch the broker answered as a duplicate of an
+    earlier send (``DUPLICATE_SEQUENCE_NUMBER``: written before, offset unknown), which happens to a correct
+    idempotent producer retrying across a leader change. Such an event must then be in that partition.
     """
     at: dict[tuple[int, int], str] = {}
     where: dict[str, tuple[int, int]] = {}
@@ -1065,11 +1074,16 @@ def check_positions(history: History, kafka: Iterable[KafkaRecord], *, required:
     acked = [op for op in history.ops if op.outcome == _OK]
     missing: list[Op] = []
     wrong: list[tuple[Op, str | None]] = []
-    checked = 0
+    checked = offset_unknown = 0
     for op in acked:
-        if op.partition is None or op.offset is None or op.partition < 0 or op.offset < 0:
+        if op.partition is None or op.partition < 0:
             if required:
                 missing.append(op)
+            continue
+        if op.offset is None or op.offset < 0:
+            offset_unknown += 1
+            if op.id in where and where[op.id][0] != op.partition:
+                wrong.append((op, None))
             continue
         checked += 1
         there = at.get((op.partition, op.offset))
@@ -1087,13 +1101,17 @@ def check_positions(history: History, kafka: Iterable[KafkaRecord], *, required:
          for op, there in wrong[:MAX_EXAMPLES]],
     )
     counts: dict[str, int | float] = {"acknowledged": len(acked), "positions_checked": checked,
-                                      "wrong_position": len(wrong), "without_position": len(missing)}
+                                      "offset_unknown": offset_unknown, "wrong_position": len(wrong),
+                                      "without_position": len(missing)}
     problems = []
     if wrong:
         problems.append(f"{_plural(len(wrong), 'acknowledgement')} reported a position that does not hold the event")
     if missing:
         problems.append(f"{_plural(len(missing), 'acknowledgement')} without a position, which the contract promises")
-    msg = "; ".join(problems) or f"all {_plural(checked, 'acknowledged position')} hold their events"
+    msg = "; ".join(problems) or (
+        f"all {_plural(checked, 'acknowledged position')} hold their events"
+        + (f" ({offset_unknown} more in the partition reported, offset unknown to the producer)"
+           if offset_unknown else ""))
     return Verdict("positions", not problems, counts, examples, msg)
 
 
@@ -1119,3 +1137,167 @@ def check_decoding(undecodable: Mapping[str, Sequence[Mapping[str, Any]]], recor
     else:
         msg = f"all {_plural(sum(records.values()), 'record')} decoded"
     return Verdict("decoding", not n_bad, counts, examples, msg)
+
+
+# --------------------------------------------------------------------------- 11. reads
+
+
+class ReadFigures(Protocol):
+    """What a read returned (a :class:`~chaos.history.Read` or the adapter's expected answer)."""
+
+    @property
+    def found(self) -> bool: ...
+
+    @property
+    def value(self) -> int | None: ...
+
+    @property
+    def count(self) -> int | None: ...
+
+    @property
+    def version(self) -> int | None: ...
+
+
+_FIGURES = ("found", "value", "count", "version")
+
+
+def _read_example(kind: str, r: Read, **more: Any) -> dict[str, Any]:
+    return {"kind": kind, "key": r.key, "phase": r.phase, "start_us": r.start_us, "found": r.found,
+            "count": r.count, "version": r.version, **more}
+
+
+def check_reads_monotonic(history: History) -> Verdict:
+    """Monotonic reads: a read of a key that starts after another read of that key completed never returns
+    less than it did: a lower ``count`` or ``version``, or "not found" after "found". Reads that overlap in
+    time may be answered in either order and are not compared; failed reads are ignored."""
+    by_key: dict[str, list[Read]] = defaultdict(list)
+    for r in history.reads:
+        if r.outcome == _OK and r.end_us is not None:
+            by_key[r.key].append(r)
+    backwards: list[dict[str, Any]] = []
+    n_back = compared = 0
+    for key_reads in by_key.values():
+        by_end = sorted(key_reads, key=attrgetter("end_us"))
+        i = 0
+        best: Read | None = None  # the completed read with the highest figures so far
+        hi_count = hi_version = -1
+        hi_found = False
+        for r in sorted(key_reads, key=attrgetter("start_us")):
+            while i < len(by_end) and (by_end[i].end_us or 0) < r.start_us:
+                done = by_end[i]
+                i += 1
+                c = done.count if done.count is not None else -1
+                v = done.version if done.version is not None else -1
+                if c > hi_count or v > hi_version or (done.found and not hi_found):
+                    best = done
+                hi_count, hi_version, hi_found = max(hi_count, c), max(hi_version, v), hi_found or done.found
+            if best is None:
+                continue
+            compared += 1
+            lower = ((r.count is not None and r.count < hi_count) or (r.version is not None and r.version < hi_version)
+                     or (hi_found and not r.found))
+            if lower:
+                n_back += 1
+                if len(backwards) < MAX_EXAMPLES:
+                    backwards.append(_read_example("went_backwards", r, earlier_count=best.count,
+                                                   earlier_version=best.version, earlier_found=best.found,
+                                                   earlier_end_us=best.end_us))
+    return Verdict(
+        "reads_monotonic", n_back == 0,
+        {"reads": sum(len(v) for v in by_key.values()), "compared": compared, "went_backwards": n_back},
+        backwards,
+        "no read returned less than an earlier completed read of its key" if n_back == 0 else
+        f"{_plural(n_back, 'read')} returned less than a read of the same key that had already completed",
+    )
+
+
+def check_reads_staleness(history: History, staleness_s: float, applied_ids: Iterable[str]) -> Verdict:
+    """Bounded staleness: a read that starts more than ``staleness_s`` after a write to its key was
+    acknowledged reflects it, so its ``count`` is at least the number of such writes (those the pipeline
+    applied at all: a lost write is ``lost``'s to report). Checked on reads while the pipeline is healthy:
+    before the first fault window of the history (all reads of a run without faults); the ``final`` reads
+    are ``reads_converge``'s. A read that returns no ``count`` cannot show it is fresh and is a violation."""
+    applied = set(applied_ids)
+    healthy_until = min((f.start_us for f in history.faults), default=None)
+    acked: dict[str, list[int]] = defaultdict(list)  # key -> ack times of applied, acknowledged events
+    seen: set[str] = set()
+    for op in history.ops:
+        if op.outcome == _OK and op.end_us is not None and op.id in applied and op.id not in seen:
+            seen.add(op.id)
+            acked[op.key].append(op.end_us)
+    for times in acked.values():
+        times.sort()
+    bound_us = int(staleness_s * 1_000_000)
+    checked = stale = no_count = 0
+    worst_us = 0
+    examples: list[dict[str, Any]] = []
+    for r in history.reads:
+        if r.outcome != _OK or r.phase == "final" or (healthy_until is not None and r.start_us >= healthy_until):
+            continue
+        checked += 1
+        times = acked.get(r.key, [])
+        need = bisect_right(times, r.start_us - bound_us)
+        if r.count is None:
+            no_count += 1
+            if len(examples) < MAX_EXAMPLES:
+                examples.append(_read_example("no_count", r))
+            continue
+        have = r.count if r.found else 0
+        if have < need:
+            stale += 1
+            missed_ack = times[max(have, 0)]  # the oldest acknowledged write it does not reflect
+            age = r.start_us - missed_ack
+            worst_us = max(worst_us, age)
+            if len(examples) < MAX_EXAMPLES:
+                examples.append(_read_example("stale", r, reflects=have, acknowledged_before_bound=need,
+                                              oldest_missing_acked_s_before=round(age / 1e6, 3)))
+    ok = stale == 0 and no_count == 0
+    if ok:
+        msg = (f"every read reflected the writes to its key acknowledged more than {staleness_s:g} s before it"
+               if checked else "no read was issued while the pipeline was healthy: nothing to check")
+    else:
+        parts = []
+        if stale:
+            parts.append(f"{_plural(stale, 'read')} missed a write acknowledged more than {staleness_s:g} s "
+                         f"earlier (the oldest missed by {worst_us / 1e6:.1f} s)")
+        if no_count:
+            parts.append(f"{_plural(no_count, 'read')} returned no count, so freshness cannot be shown")
+        msg = "; ".join(parts)
+    return Verdict("reads_bounded_staleness", ok,
+                   {"checked": checked, "stale": stale, "no_count": no_count,
+                    "worst_staleness_s": round(worst_us / 1e6, 3), "bound_s": staleness_s},
+                   examples, msg)
+
+
+def check_reads_converge(final: Iterable[Read], expected: Mapping[str, ReadFigures]) -> Verdict:
+    """Reads converge: after quiescence, the last read of every key returns what the pipeline's state holds
+    (``expected``, from ground truth; figures that are None there are not compared). A key with no
+    successful final read is a violation: the read model never answered."""
+    last: dict[str, Read] = {}
+    for r in final:
+        last[r.key] = r
+    wrong: list[dict[str, Any]] = []
+    n_wrong = n_failed = 0
+    for key in sorted(expected):
+        want = expected[key]
+        got = last.get(key)
+        if got is None or got.outcome != _OK:
+            n_failed += 1
+            if len(wrong) < MAX_EXAMPLES:
+                wrong.append({"kind": "no_answer", "key": key,
+                              "error": got.error if got is not None else "never read"})
+            continue
+        diff = {f: (getattr(want, f), getattr(got, f)) for f in _FIGURES
+                if getattr(want, f) is not None and getattr(want, f) != getattr(got, f)}
+        if diff:
+            n_wrong += 1
+            if len(wrong) < MAX_EXAMPLES:
+                wrong.append({"kind": "diverged", "key": key,
+                              **{f"{f}": f"read {g!r}, state {w!r}" for f, (w, g) in diff.items()}})
+    ok = n_wrong == 0 and n_failed == 0
+    msg = (f"the final read of each of {_plural(len(expected), 'key')} returned the converged state" if ok else
+           "; ".join(p for p in (
+               f"{_plural(n_wrong, 'key')} read differently from the converged state" if n_wrong else "",
+               f"{_plural(n_failed, 'key')} could not be read after quiescence" if n_failed else "") if p))
+    return Verdict("reads_converge", ok, {"keys": len(expected), "diverged": n_wrong, "unanswered": n_failed},
+                   wrong, msg)

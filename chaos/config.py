@@ -27,7 +27,10 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
+
+if TYPE_CHECKING:
+    from chaos.adapter import Pipeline
 
 ENV_PREFIX = "CHAOS_"
 IMAGE_SOURCES = ("auto", "local", "official")
@@ -96,6 +99,11 @@ class Settings:
     rpc_timeout_s: float = field(default=10.0, metadata={"help": "client deadline of one gRPC call"})
     quiesce_timeout_s: float = field(default=90.0, metadata={"help": "bound on waiting for the pipeline to drain"})
     convergence_bound_s: float = field(default=60.0, metadata={"help": "budget: heal -> all acked applied"})
+    read_share: float = field(default=0.1, metadata={
+        "help": "share of the load's calls that read a key back through the pipeline's read API (pipelines "
+                "whose adapter declares Pipeline.reads; 0: writes only)"})
+    read_converge_timeout_s: float = field(default=30.0, metadata={
+        "help": "bound on the final reads after quiescence returning the converged state"})
     tier: str = field(default="gate", metadata={"help": "gate (every change) | nightly (longer, repeated) | matrix"})
     repeat: int = field(default=1, metadata={"help": "run every experiment this many times"})
     defects: str = field(default="", metadata={
@@ -183,12 +191,19 @@ class Settings:
         if self.defects and self.tier == "matrix":
             raise ValueError(f"{ENV_PREFIX}DEFECTS / --chaos-defects cannot be combined with the matrix tier: the "
                              "detection matrix switches each defect on itself; run the matrix without it")
+        if not 0.0 <= self.read_share < 1.0:
+            raise ValueError(f"read_share={self.read_share} must be at least 0 and below 1; set {ENV_PREFIX}READ_SHARE")
         if not 0 <= self.schedule_max_brokers_impaired <= 3:
             raise ValueError("schedule_max_brokers_impaired must be 0..3")
 
-    def for_pipeline(self, defaults: Mapping[str, Any]) -> Settings:
+    def for_pipeline(self, pipeline: Pipeline) -> Settings:
         """These settings with a pipeline's own defaults (``Pipeline.settings``) for every setting not given
-        explicitly; ValueError naming an unknown one."""
+        explicitly; ValueError naming an unknown one, or reads asked of a pipeline that declares none."""
+        if pipeline.reads is None and "read_share" in self.explicit and self.read_share > 0:
+            raise ValueError(f"read_share={self.read_share}: pipeline {pipeline.name} declares no reads "
+                             "(Pipeline.reads in its adapter), so there is no read contract to check; set "
+                             f"{ENV_PREFIX}READ_SHARE=0 or describe the reads in the adapter")
+        defaults = pipeline.settings
         names = {f.name for f in fields(self)} - {"explicit"}
         unknown = sorted(set(defaults) - names)
         if unknown:

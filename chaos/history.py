@@ -4,7 +4,7 @@ The load generator records every operation it issued and what the service told
 it; the checkers (:mod:`chaos.checkers`) compare that record with ground truth
 read from Postgres and Kafka after the run.
 
-On-disk format (JSON Lines, ``"format": 1``)
+On-disk format (JSON Lines, ``"format": 2``)
 ============================================
 
 UTF-8 text, one JSON object per line.  Every object has a ``"type"`` key.
@@ -12,7 +12,7 @@ All times are integer microseconds since the Unix epoch.
 
 * The **first** line is the meta record::
 
-      {"type": "meta", "format": 1, "run_id": "...", "experiment": "...", "seed": 7, ...}
+      {"type": "meta", "format": 2, "run_id": "...", "experiment": "...", "seed": 7, ...}
 
   ``format`` is the version of this layout.  A reader rejects any format it does
   not know.  All other keys are free-form run metadata (``run_id``,
@@ -50,10 +50,24 @@ All times are integer microseconds since the Unix epoch.
       {"type": "fault", "name": "partition-kafka", "start": 1700000000000000,
        "end": 1700000030000000, "detail": {"target": "kafka-1"}}
 
+* One line per read of the pipeline's read API (format 2)::
+
+      {"type": "read", "key": "k-3", "intended": 1700000000000000, "start": 1700000000000150,
+       "end": 1700000000001150, "outcome": "ok", "phase": "during", "error": null,
+       "found": true, "value": 410, "count": 9, "version": 9}
+
+  ``intended``/``start``/``end``/``outcome``/``phase``/``error`` as for an op
+  (a read's ``fail``/``unknown`` means the read itself failed); ``found``,
+  ``value`` (the projection's figure), ``count`` (how many events the answer
+  reflects) and ``version`` are what the read returned (``null`` where the read
+  model gives no such figure). The reads the suite issues after quiescence to
+  check convergence have phase ``"final"``.
+
 Apart from the meta record coming first, readers must not depend on the order
-of lines (the writer emits phases, then faults, then ops in issue order).
-Blank lines are ignored.  Unknown keys inside a known record type are ignored
-(so format 1 may gain optional keys); an unknown record ``type`` is an error.
+of lines (the writer emits phases, then faults, then ops in issue order, then
+reads). Blank lines are ignored.  Unknown keys inside a known record type are
+ignored (so a format may gain optional keys); an unknown record ``type`` is an
+error. Format 1 (no reads) is read as a history without reads.
 """
 
 from __future__ import annotations
@@ -68,9 +82,10 @@ from enum import StrEnum
 from json.encoder import encode_basestring_ascii as _jstr  # type: ignore[attr-defined]
 from typing import Any
 
-__all__ = ["FORMAT_VERSION", "FaultWindow", "History", "Op", "Outcome", "PhaseMark"]
+__all__ = ["FORMAT_VERSION", "FaultWindow", "History", "Op", "Outcome", "PhaseMark", "Read"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 
 
 class Outcome(StrEnum):
@@ -108,6 +123,28 @@ class Op:
         if self.end_us is None:
             return None
         return self.end_us - self.intended_us
+
+
+@dataclass(slots=True, frozen=True)
+class Read:
+    """One read of a key through the pipeline's read API, and what it returned."""
+
+    key: str
+    intended_us: int
+    start_us: int
+    end_us: int | None
+    outcome: Outcome
+    phase: str
+    error: str | None = None
+    found: bool = False
+    value: int | None = None
+    count: int | None = None
+    version: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "read", "key": self.key, "intended": self.intended_us, "start": self.start_us,
+                "end": self.end_us, "outcome": self.outcome.value, "phase": self.phase, "error": self.error,
+                "found": self.found, "value": self.value, "count": self.count, "version": self.version}
 
 
 @dataclass(slots=True, frozen=True)
@@ -224,7 +261,7 @@ def _op_line(op: Op) -> str:
 class History:
     """Everything the load generator did and was told during one experiment."""
 
-    __slots__ = ("faults", "meta", "ops", "phases")
+    __slots__ = ("faults", "meta", "ops", "phases", "reads")
 
     def __init__(
         self,
@@ -232,17 +269,23 @@ class History:
         ops: Iterable[Op] | None = None,
         phases: Iterable[PhaseMark] | None = None,
         faults: Iterable[FaultWindow] | None = None,
+        reads: Iterable[Read] | None = None,
     ) -> None:
         self.meta: dict[str, Any] = dict(meta) if meta else {}
         self.ops: list[Op] = list(ops) if ops is not None else []
         self.phases: list[PhaseMark] = list(phases) if phases is not None else []
         self.faults: list[FaultWindow] = list(faults) if faults is not None else []
+        self.reads: list[Read] = list(reads) if reads is not None else []
 
     # ------------------------------------------------------------------ building
 
     def add_op(self, op: Op) -> None:
         """Append one completed (or abandoned) operation."""
         self.ops.append(op)
+
+    def add_read(self, read: Read) -> None:
+        """Append one completed (or abandoned) read."""
+        self.reads.append(read)
 
     def mark_phase(self, name: str, at_us: int) -> PhaseMark:
         """Start phase ``name`` at ``at_us``.
@@ -277,11 +320,12 @@ class History:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, History):
             return NotImplemented
-        return (self.meta, self.ops, self.phases, self.faults) == (
+        return (self.meta, self.ops, self.phases, self.faults, self.reads) == (
             other.meta,
             other.ops,
             other.phases,
             other.faults,
+            other.reads,
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -289,7 +333,8 @@ class History:
     def __repr__(self) -> str:
         return (
             f"History(meta={self.meta!r}, ops=<{len(self.ops)} ops>, "
-            f"phases={[p.name for p in self.phases]!r}, faults=<{len(self.faults)} faults>)"
+            f"phases={[p.name for p in self.phases]!r}, faults=<{len(self.faults)} faults>, "
+            f"reads=<{len(self.reads)} reads>)"
         )
 
     def ops_by_outcome(self, outcome: Outcome | str) -> list[Op]:
@@ -358,6 +403,9 @@ class History:
                     f.write("".join(chunk))
                     chunk.clear()
             f.write("".join(chunk))
+            for r in self.reads:
+                f.write(json.dumps(r.to_json(), separators=(",", ":")))
+                f.write("\n")
 
     @classmethod
     def read_jsonl(cls, path: str | os.PathLike[str]) -> History:
@@ -454,9 +502,10 @@ class History:
                     if seen_meta:
                         raise ValueError("a second meta record")
                     fmt = rec.get("format")
-                    if fmt != FORMAT_VERSION or type(fmt) is not int:
+                    if fmt not in READABLE_FORMATS or type(fmt) is not int:
                         raise ValueError(
-                            f"unsupported history format {fmt!r} (this reader understands format {FORMAT_VERSION})"
+                            f"unsupported history format {fmt!r} (this reader understands formats "
+                            f"{', '.join(map(str, READABLE_FORMATS))})"
                         )
                     seen_meta = True
                     hist.meta = {k: v for k, v in rec.items() if k not in ("type", "format")}
@@ -476,6 +525,8 @@ class History:
                             "and an object 'detail'"
                         )
                     hist.faults.append(FaultWindow(name, start, end_, detail))
+                elif kind == "read":
+                    hist.reads.append(_read_record(rec))
                 else:
                     raise ValueError(f"unknown record type {kind!r}")
         except KeyError as e:
@@ -505,6 +556,20 @@ def _describe_bad_op(rec: dict[str, Any]) -> str:
         if not ok(rec.get(name)):
             return f"op field {name!r} must be {what}, got {rec.get(name)!r}"
     return f"op field 'outcome' must be one of {sorted(_OUTCOMES)}, got {rec.get('outcome')!r}"
+
+
+def _read_record(rec: dict[str, Any]) -> Read:
+    outcome = _OUTCOMES.get(rec["outcome"])
+    key, intended, start, end_, phase, error = (rec["key"], rec["intended"], rec["start"], rec.get("end"),
+                                                rec["phase"], rec.get("error"))
+    found, value, count, version = rec.get("found", False), rec.get("value"), rec.get("count"), rec.get("version")
+    if not (type(key) is str and _is_int(intended) and _is_int(start) and _is_opt_int(end_) and type(phase) is str
+            and _is_opt_str(error) and type(found) is bool and _is_opt_int(value) and _is_opt_int(count)
+            and _is_opt_int(version) and outcome is not None):
+        raise ValueError("read record needs a string 'key' and 'phase', integer 'intended' and 'start', "
+                         "integer-or-null 'end', 'value', 'count' and 'version', a boolean 'found' and an "
+                         f"'outcome' of {sorted(_OUTCOMES)}")
+    return Read(key, intended, start, end_, outcome, phase, error, found, value, count, version)
 
 
 def _clip(line: str, limit: int = 200) -> str:

@@ -90,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if settings.pipeline or settings.defects:
             pipeline = pipeline_of(config)
             pipeline.check_defects(settings.defect_list())  # bad input refused before anything starts
-            config.stash[SETTINGS_KEY] = settings.for_pipeline(pipeline.settings)
+            config.stash[SETTINGS_KEY] = settings.for_pipeline(pipeline)
     except ValueError as exc:
         raise pytest.UsageError(f"chaos: {exc}") from None
     config.stash[REPORT_KEY] = {}

@@ -12,6 +12,10 @@ send, wait for the answer, then pace themselves to the target rate, and latency 
 actual send. A stall delays the next sends instead of being measured, so it all but vanishes from the
 tail (coordinated omission); ``bench/bench_workload.py`` shows both numbers for the same stall.
 
+A share of the scheduled calls (``read_share``) are reads of one key through the client's ``read``,
+recorded in the history as reads (:class:`chaos.history.Read`); they take their slot in the schedule, so
+``rate`` counts reads and writes together.
+
 Each event gets a unique id, a key, a per-key sequence number (in issue order) and an amount; the
 adapter's client (:class:`chaos.adapter.Client`) turns it into the pipeline's own request and its answer
 into ``ok`` (acknowledged), ``fail`` (definitely not written) or ``unknown`` (may or may not be). A
@@ -27,13 +31,14 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from chaos.adapter import Client, Event, WriteResult
-from chaos.history import History, Op, Outcome
+from chaos.adapter import Client, Event, ReadResult, WriteResult
+from chaos.history import History, Op, Outcome, Read
 
 HISTOGRAM_MAX_US = 3_600_000_000  # one hour: anything longer is clamped
 
@@ -47,10 +52,13 @@ class LoadSpec:
     max_in_flight: int = 256  # open loop: calls in flight at most; closed loop: number of workers
     amount_max: int = 100
     mode: str = "open"  # "open" (default, no coordinated omission) or "closed" (for comparison only)
+    read_share: float = 0.0  # share of the calls that are reads of one key (0: writes only)
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.keys < 1 or self.batch_size < 1 or self.max_in_flight < 1:
             raise ValueError(f"invalid load spec {self}: rate, keys, batch_size, max_in_flight must be positive")
+        if not 0.0 <= self.read_share < 1.0:
+            raise ValueError(f"read_share {self.read_share} must be at least 0 and below 1")
         if self.mode not in ("open", "closed"):
             raise ValueError(f"load mode {self.mode!r} is not one of: open, closed")
 
@@ -76,6 +84,7 @@ class LoadGenerator:
         self._seq: Counter[str] = Counter()
         self.phase = "before"
         self.counts: Counter[str] = Counter()
+        self.read_counts: Counter[str] = Counter()
         self.behind_max_s = 0.0
         self.issued = 0
         self.histograms: dict[str, HdrHistogram] = {}
@@ -137,10 +146,13 @@ class LoadGenerator:
         async def worker() -> None:
             while not self._stop.is_set():
                 n = next(i)
-                events = [self._next_event(n, b) for b in range(self.spec.batch_size)]
                 sent = time.monotonic()
-                self.issued += 1
-                await self._call(client, events, now_us(), self.phase)
+                if self._is_read():
+                    await self._read(client, self._next_key(), now_us(), self.phase)
+                else:
+                    events = [self._next_event(n, b) for b in range(self.spec.batch_size)]
+                    self.issued += 1
+                    await self._call(client, events, now_us(), self.phase)
                 await asyncio.sleep(max(0.0, interval - (time.monotonic() - sent)))
 
         await asyncio.gather(*(worker() for _ in range(self.spec.max_in_flight)))
@@ -160,11 +172,16 @@ class LoadGenerator:
             else:
                 self.behind_max_s = max(self.behind_max_s, -delay)
             intended = wall0 + int((due - t0) * 1e6)
-            events = [self._next_event(i, b) for b in range(self.spec.batch_size)]
             phase = self.phase
+            call: Coroutine[Any, Any, None]
+            if self._is_read():
+                call = self._read(client, self._next_key(), intended, phase)
+            else:
+                events = [self._next_event(i, b) for b in range(self.spec.batch_size)]
+                self.issued += 1
+                call = self._call(client, events, intended, phase)
             await sem.acquire()
-            self.issued += 1
-            task = loop.create_task(self._call(client, events, intended, phase))
+            task = loop.create_task(call)
             self._tasks.add(task)
             task.add_done_callback(self._finished(sem))
         if self._tasks:
@@ -177,12 +194,24 @@ class LoadGenerator:
             sem.release()
         return done
 
-    def _next_event(self, i: int, b: int) -> Event:
+    def _is_read(self) -> bool:
+        # no draw at all without reads, so a seed gives the same writes as before reads existed
+        return self.spec.read_share > 0 and self.rng.random() < self.spec.read_share
+
+    def _next_key(self) -> str:
         k = bisect.bisect_left(self._cum, self.rng.random() * self._cum[-1])
-        key = f"k{k:04d}"
+        return f"k{k:04d}"
+
+    def _next_event(self, i: int, b: int) -> Event:
+        key = self._next_key()
         self._seq[key] += 1
         return Event(id=f"{self.id_prefix}-{i}-{b}", key=key, seq=self._seq[key],
                      amount=self.rng.randint(1, self.spec.amount_max))
+
+    async def _read(self, client: Client, key: str, intended: int, phase: str) -> None:
+        read = await read_key(client, key, self.rpc_timeout_s, intended, phase)
+        self.history.add_read(read)
+        self.read_counts[read.outcome.value] += 1
 
     async def _call(self, client: Client, events: list[Event], intended: int, phase: str) -> None:
         start = now_us()
@@ -205,3 +234,15 @@ class LoadGenerator:
                                    start_us=start, end_us=end, outcome=r.outcome, phase=phase,
                                    error=r.error[:200] if r.error else None, partition=r.partition,
                                    offset=r.offset))
+
+
+async def read_key(client: Client, key: str, timeout_s: float, intended: int, phase: str) -> Read:
+    """One read through the client, as the history records it (a client that raises: ``unknown``)."""
+    start = now_us()
+    try:
+        r = await client.read(key, timeout_s)
+    except Exception as exc:  # the read may have reached the service; it returned nothing usable
+        r = ReadResult(Outcome.UNKNOWN, error=f"client error: {exc!r}"[:200])
+    return Read(key=key, intended_us=intended, start_us=start, end_us=now_us(), outcome=r.outcome, phase=phase,
+                error=r.error[:200] if r.error else None, found=r.found, value=r.value, count=r.count,
+                version=r.version)

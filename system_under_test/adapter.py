@@ -31,6 +31,7 @@ from chaos.adapter import (
     Outcome,
     Pipeline,
     ReadResult,
+    Reads,
     RecordRef,
     Service,
     Topic,
@@ -144,6 +145,20 @@ class RefpipeTruth:
             raise UndecodableRecord(f"not a refpipe event: {exc}") from None
 
 
+def converged_read(state: dict[str, KeyState], key: str) -> ReadResult:
+    """What ``GetState`` returns for ``key`` once the projector has applied everything: the ``key_state`` row."""
+    ks = state.get(key)
+    if ks is None:
+        return ReadResult(Outcome.OK, found=False)
+    return ReadResult(Outcome.OK, found=True, value=ks.total, count=ks.event_count, version=ks.version)
+
+
+# The read contract of system_under_test/README.md ("What the pipeline promises"): GetState reads the
+# committed key_state row, so reads converge, never go backwards, and lag the acknowledgement by no more than
+# the projector's consumer lag in a healthy pipeline (well under a second at the suite's load; 5 s of margin).
+READS = Reads(expected=converged_read, converge=True, monotonic=True, staleness_s=5.0)
+
+
 def model(inp: ModelInput) -> list[Verdict]:
     """refpipe's projection: each key's ``total`` and ``event_count`` are the sums over the distinct
     events applied to it."""
@@ -218,6 +233,8 @@ DEFECTS = (
            "replica that is not in sync when the leader is gone (unclean leader election)",
            topic_config={"events": {"min.insync.replicas": "1", "unclean.leader.election.enable": "true"}},
            catches=("leader_loss_after_isr_shrink",), in_services=False),
+    Defect("cached_reads", "GetState answers from an in-process cache filled on a key's first read and never "
+           "invalidated: reads stop reflecting writes", catches=("steady_state",)),
     Defect("commit_before_write", "offsets committed before the database transaction: a failed write loses the "
            "batch", catches=("postgres_outage", "sink_crash_mid_batch")),
     Defect("auto_commit", "offsets auto-committed in the background, ahead of the database",
@@ -244,4 +261,5 @@ PIPELINE = Pipeline(
     images={"pipeline": IMAGE},
     order=True,
     positions=True,  # Ack{partition, offset}
+    reads=READS,
 )

@@ -69,7 +69,7 @@ def _pipeline(settings: Settings) -> Pipeline:
 def _for_pipeline(settings: Settings) -> Settings:
     """The settings with the pipeline's own defaults (Pipeline.settings) where none was given."""
     try:
-        return settings.for_pipeline(_pipeline(settings).settings) if settings.pipeline else settings
+        return settings.for_pipeline(_pipeline(settings)) if settings.pipeline else settings
     except ValueError as exc:
         raise Refused(str(exc)) from None
 

@@ -24,27 +24,30 @@ done, belongs to the command line.)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chaos import checkers, truth
+from chaos.adapter import ReadResult, Reads
 from chaos.checkers import PhaseStats, Verdict
 from chaos.config import Settings
 from chaos.faults import active_faults, heal_all
 from chaos.faults.schedule import Step
-from chaos.history import History, Op, Outcome
+from chaos.history import History, Op, Outcome, Read
 from chaos.run.plan import LOAD_PROBES, Plan, Probe, ProbeStatus
 from chaos.run.targets import LocalTarget, Target, brokers_registered, consumer_lag, entry_serving, full_isr
 from chaos.stats import nearest_rank
-from chaos.workload import LoadGenerator, now_us
+from chaos.workload import LoadGenerator, LoadSpec, now_us, read_key
 
 if TYPE_CHECKING:
     from chaos.report.schema import Results
@@ -334,15 +337,20 @@ class Run:
             "experiment": self.plan.name, "run_id": self.env.run_id, "seed": self.seed,
             "pipeline": t.pipeline.name, "defects": list(self.plan.defects),
             "topics": dict(dep.topics) if dep else None, "schema": dep.schema if dep else None,
-            "load": self.plan.load.__dict__, "images": getattr(getattr(self.env, "images", None), "all_refs",
+            "load": self._load().__dict__, "images": getattr(getattr(self.env, "images", None), "all_refs",
                                                                lambda: {})(),
             "started_at_us": now_us(), **self.meta})
         prefix = self.id_prefix or (dep.tag.rsplit("_", 1)[-1] if dep else f"gd{secrets.token_hex(4)}")
-        self.gen = LoadGenerator(t.pipeline.client, t.entry, self.plan.load, self.history, seed=self.seed,
+        self.gen = LoadGenerator(t.pipeline.client, t.entry, self._load(), self.history, seed=self.seed,
                                  rpc_timeout_s=self.s.rpc_timeout_s, id_prefix=prefix)
         self.gen.start(phase="warmup")
         self._sampler = threading.Thread(target=self._sample_loop, name="chaos-sampler", daemon=True)
         self._sampler.start()
+
+    def _load(self) -> LoadSpec:
+        """The plan's load, with the ``read_share`` setting where the pipeline declares reads (none otherwise)."""
+        share = self.s.read_share if self.target.pipeline.reads is not None else 0.0
+        return dataclasses.replace(self.plan.load, read_share=share)
 
     def counts(self) -> dict[str, Any]:
         gen = self.gen
@@ -683,6 +691,8 @@ class Run:
             except Exception as exc:
                 v.append(Verdict("model", False, message=f"the adapter's model raised {exc.__class__.__name__}: "
                                                         f"{exc}"))
+            if p.reads is not None:
+                v += self._check_reads(p.reads, hist, gt)
             if plan.method.steps and self.heal_at_us is not None:
                 if self._watcher is not None:
                     self._watcher.join(timeout=self.s.quiesce_timeout_s)
@@ -695,6 +705,52 @@ class Run:
         self._stop_watch.set()
         if plan.budgets.phases:
             v.append(checkers.check_availability(hist, plan.budgets.phases))
+
+    def _check_reads(self, reads: Reads, hist: History, gt: truth.GroundTruth) -> list[Verdict]:
+        """The read contract the adapter declares: final reads after quiescence (until they return the
+        converged state, bounded by ``read_converge_timeout_s``), then the checkers of its promises."""
+        out: list[Verdict] = []
+        keys = sorted({op.key for op in hist.ops})
+        if reads.converge:
+            try:
+                expected = {k: reads.expected(gt.state, k) for k in keys}
+            except Exception as exc:
+                return [Verdict("reads_converge", False, message=f"the adapter's Reads.expected raised "
+                                                                 f"{exc.__class__.__name__}: {exc}")]
+            self.observer.event("verify", f"reading {len(keys)} keys back until they return the converged state")
+            final = asyncio.run(self._final_reads(expected))
+            hist.reads.extend(final)
+            out.append(checkers.check_reads_converge(final, expected))
+        if reads.monotonic and hist.reads:
+            out.append(checkers.check_reads_monotonic(hist))
+        if reads.staleness_s is not None and any(r.phase != "final" for r in hist.reads):
+            out.append(checkers.check_reads_staleness(hist, reads.staleness_s, {a.event_id for a in gt.applied}))
+        return out
+
+    async def _final_reads(self, expected: Mapping[str, ReadResult]) -> list[Read]:
+        """Read every key until its answer equals ``expected`` or the bound passes; every read is kept."""
+        client = self.target.pipeline.client()
+        await client.open(self.target.entry)
+        done: list[Read] = []
+        pending = set(expected)
+        deadline = time.monotonic() + self.s.read_converge_timeout_s
+        sem = asyncio.Semaphore(16)
+
+        async def one(key: str) -> Read:
+            async with sem:
+                return await read_key(client, key, self.s.rpc_timeout_s, now_us(), "final")
+
+        try:
+            while pending:
+                got = await asyncio.gather(*(one(k) for k in sorted(pending)))
+                done += got
+                pending = {r.key for r in got if not _matches(r, expected[r.key])}
+                if not pending or time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(min(self.s.poll_interval_s, max(0.0, deadline - time.monotonic())))
+        finally:
+            await client.close()
+        return done
 
     # -- the result and the report ------------------------------------------------------------------------------
 
@@ -716,6 +772,11 @@ class Run:
         except Exception as exc:
             log.exception("writing the report of %s", self.plan.name)
             self.observer.event("report", f"could not write the report: {exc}", "failed")
+
+
+def _matches(got: Read, want: ReadResult) -> bool:
+    return got.outcome == Outcome.OK and all(
+        getattr(want, f) is None or getattr(want, f) == getattr(got, f) for f in ("found", "value", "count", "version"))
 
 
 def _resolved(step: Step) -> str:

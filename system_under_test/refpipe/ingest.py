@@ -232,6 +232,8 @@ class StateReader:
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._lock = asyncio.Lock()
         self._bound_s = settings.pg_connect_timeout_s + settings.pg_statement_timeout_ms / 1000.0 + 2.0
+        # the cached_reads defect: "state changes slowly, spare the database" -- and nothing ever invalidates it
+        self._cache: dict[str, db.KeyRow] | None = {} if "cached_reads" in settings.defects else None
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
@@ -257,6 +259,8 @@ class StateReader:
 
     async def get(self, key: str) -> db.KeyRow | None:
         """Raise psycopg.Error / TimeoutError / OSError when the database cannot answer."""
+        if self._cache is not None and key in self._cache:
+            return self._cache[key]
         async with asyncio.timeout(self._bound_s), self._lock:
             reused = self._conn is not None and not self._conn.closed
             try:
@@ -276,7 +280,10 @@ class StateReader:
                 raise
         if row is None:
             return None
-        return db.rows_to_state([row])[key]
+        state = db.rows_to_state([row])[key]
+        if self._cache is not None:
+            self._cache[key] = state
+        return state
 
     async def close(self) -> None:
         await self._drop()

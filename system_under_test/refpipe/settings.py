@@ -32,6 +32,7 @@ INGEST_DEFECTS: dict[str, str] = {
     "no_idempotence": "producer without idempotence, retries high, 5 in-flight: duplicates/reorder on retry",
     "guessed_partition": "the ack reports the partition Java's murmur2 partitioner would pick, not the delivered one",
     "ack_on_send": "acknowledged once handed to the producer, before the broker's acknowledgement",
+    "cached_reads": "GetState answers from an in-process cache filled on a key's first read, never invalidated",
 }
 PROJECTOR_DEFECTS: dict[str, str] = {
     "commit_before_write": "offsets committed BEFORE the DB transaction: a failed write loses the batch",

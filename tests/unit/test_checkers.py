@@ -709,3 +709,13 @@ def test_an_acknowledgement_without_a_position_fails_only_where_the_contract_giv
     assert not check_positions(h, kafka).ok
     assert check_positions(h, kafka).counts["without_position"] == 2
     assert check_positions(h, kafka, required=False).ok
+
+
+def test_a_partition_without_an_offset_must_hold_the_event_somewhere_in_that_partition() -> None:
+    # the producer learnt of the write as a duplicate of an earlier send: partition known, offset not
+    kafka = [KafkaRecord("a", "k", 2, 7), KafkaRecord("b", "k", 0, 3)]
+    v = check_positions(hist(placed("a", 2, -1), placed("b", 0, 3)), kafka)
+    assert v.ok and v.counts["offset_unknown"] == 1 and v.counts["positions_checked"] == 1, v.format()
+    assert "offset unknown to the producer" in v.message
+    bad = check_positions(hist(placed("a", 1, -1)), kafka)
+    assert not bad.ok and bad.counts["wrong_position"] == 1 and bad.examples[0]["actually_at"] == "2@7"

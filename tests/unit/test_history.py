@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.history import FORMAT_VERSION, FaultWindow, History, Op, Outcome, PhaseMark
+from chaos.history import FORMAT_VERSION, FaultWindow, History, Op, Outcome, PhaseMark, Read
 
 T0 = 1_700_000_000_000_000
 
@@ -53,6 +53,9 @@ def sample_history() -> History:
     h.add_fault("pause-projector", T0 + 9_500)  # never healed
     h.mark_phase("after", T0 + 10_000)
     h.add_op(make_op(10, phase="after", partition=0, offset=0))
+    h.add_read(Read("k-1", T0 + 10_100, T0 + 10_150, T0 + 11_000, Outcome.OK, "after", found=True, value=7,
+                    count=2, version=2))
+    h.add_read(Read("k-9", T0 + 10_200, T0 + 10_250, None, Outcome.UNKNOWN, "after", error="deadline"))
     return h
 
 
@@ -82,8 +85,11 @@ def test_file_layout_is_the_documented_one(tmp_path: Path) -> None:
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert records[0] == {"type": "meta", "format": FORMAT_VERSION, "run_id": "r-1", "experiment": "unit",
                           "seed": 42, "started_at_us": T0}  # fmt: skip
-    assert FORMAT_VERSION == 1
-    assert {r["type"] for r in records[1:]} == {"op", "phase", "fault"}
+    assert FORMAT_VERSION == 2
+    assert {r["type"] for r in records[1:]} == {"op", "phase", "fault", "read"}
+    assert records[-2] == {"type": "read", "key": "k-1", "intended": T0 + 10_100, "start": T0 + 10_150,
+                           "end": T0 + 11_000, "outcome": "ok", "phase": "after", "error": None, "found": True,
+                           "value": 7, "count": 2, "version": 2}  # fmt: skip
     op = next(r for r in records if r["type"] == "op")
     assert op == {
         "type": "op", "id": "e-0", "key": "k-0", "seq": 1, "amount": -20, "intended": T0,
@@ -146,7 +152,18 @@ def test_malformed_line_is_rejected_naming_its_line(tmp_path: Path, bad_line: st
     assert str(path) in str(info.value)
 
 
-@pytest.mark.parametrize("fmt", ["2", "0", '"1"', "null", "1.0"])
+def test_format_1_reads_as_a_history_without_reads(tmp_path: Path) -> None:
+    h = History.read_jsonl(_write_lines(tmp_path / "h.jsonl", META, GOOD_OP))
+    assert len(h.ops) == 1 and h.reads == []
+
+
+def test_a_malformed_read_record_is_rejected_naming_its_line(tmp_path: Path) -> None:
+    bad = '{"type":"read","key":"k","intended":1,"start":2,"end":3,"outcome":"ok","phase":"p","count":"9"}'
+    with pytest.raises(ValueError, match=r"line 3: read record needs"):
+        History.read_jsonl(_write_lines(tmp_path / "h.jsonl", META, GOOD_OP, bad))
+
+
+@pytest.mark.parametrize("fmt", ["3", "0", '"1"', "null", "1.0"])
 def test_unknown_format_version_is_rejected(tmp_path: Path, fmt: str) -> None:
     path = _write_lines(tmp_path / "h.jsonl", f'{{"type":"meta","format":{fmt}}}', GOOD_OP)
     with pytest.raises(ValueError, match=r"line 1: unsupported history format"):
@@ -172,7 +189,7 @@ def test_writer_rejects_values_the_format_cannot_hold(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"op #1"):
         History(ops=[make_op(0), bad_outcome]).write_jsonl(tmp_path / "b.jsonl")
     with pytest.raises(ValueError, match=r"reserved"):
-        History(meta={"format": 2}).write_jsonl(tmp_path / "c.jsonl")
+        History(meta={"format": 3}).write_jsonl(tmp_path / "c.jsonl")
 
 
 def test_plain_string_outcomes_are_written_as_outcomes(tmp_path: Path) -> None:

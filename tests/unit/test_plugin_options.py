@@ -3,6 +3,7 @@ pytest-xdist is refused at start with a message that says why (no container is s
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,13 @@ def test_xdist_is_refused_with_the_reason(tmp_path: Path) -> None:
 def test_defects_cannot_be_combined_with_the_matrix_tier(tmp_path: Path) -> None:
     proc = inner(tmp_path, "--chaos-tier=matrix", "--chaos-defects=acks1")
     assert proc.returncode == 4 and "cannot be combined with the matrix tier" in proc.stderr, proc.stderr
+
+
+def test_reads_asked_of_a_pipeline_without_a_read_contract_are_refused(tmp_path: Path) -> None:
+    env = {"CHAOS_PIPELINE": "examples.orders.adapter:PIPELINE", "CHAOS_READ_SHARE": "0.2"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           "--rootdir", str(tmp_path), str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2], check=False,
+                          env={**os.environ, **env})
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "pipeline orders declares no reads" in proc.stderr and "CHAOS_READ_SHARE=0" in proc.stderr

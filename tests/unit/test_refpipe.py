@@ -39,7 +39,8 @@ def ev(event_id: str, key: str, seq: int, amount: int, partition: int = 0, offse
 
 
 def test_defect_catalogue() -> None:
-    assert set(INGEST_DEFECTS) == {"acks1", "acks0", "no_idempotence", "guessed_partition", "ack_on_send"}
+    assert set(INGEST_DEFECTS) == {"acks1", "acks0", "no_idempotence", "guessed_partition", "ack_on_send",
+                                   "cached_reads"}
     assert set(PROJECTOR_DEFECTS) == {
         "commit_before_write",
         "auto_commit",

@@ -39,6 +39,7 @@ class ScriptedIngest(pb2_grpc.IngestServicer):  # type: ignore[misc, name-define
         self.t0 = time.monotonic()
         self.stall: tuple[float, float] | None = None
         self.held = 0  # calls that arrived during the stall and were held until its end
+        self.written: dict[str, int] = {}
 
     async def Submit(self, request, context):  # the gRPC method's name
         if self.stall:
@@ -51,7 +52,14 @@ class ScriptedIngest(pb2_grpc.IngestServicer):  # type: ignore[misc, name-define
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "rejected")
         if request.key.endswith("U"):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "outcome uncertain")
+        self.written[request.key] = self.written.get(request.key, 0) + 1
         return pb2.Ack(event_id=request.event_id, partition=0, offset=1)
+
+    async def GetState(self, request, context):  # reads what was written so far; keys ending in 'U' fail
+        if request.key.endswith("U"):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable")
+        n = self.written.get(request.key, 0)
+        return pb2.KeyState(key=request.key, found=n > 0, total=n, event_count=n, version=n)
 
 
 @pytest.fixture
@@ -127,8 +135,37 @@ def test_open_loop_latency_is_measured_from_the_intended_start(server: tuple[str
     assert gaps and all(abs(g - 20_000) <= 1 for g in sorted(gaps)[1:-1]), "ops are not on a fixed schedule"
 
 
+def test_a_share_of_the_calls_are_reads_recorded_with_what_they_returned(
+        server: tuple[str, ScriptedIngest]) -> None:
+    target, _ = server
+    gen, history = run(target, LoadSpec(rate=200, keys=4, read_share=0.3), 1.5)
+    calls = len(history.ops) + len(history.reads)
+    assert 0.15 * calls <= len(history.reads) <= 0.45 * calls, (len(history.reads), calls)
+    assert gen.issued == len(history.ops) and sum(gen.read_counts.values()) == len(history.reads)
+    for r in history.reads:
+        assert r.outcome == Outcome.OK and r.key.startswith("k") and r.phase == "before"
+        assert r.end_us is not None and r.intended_us <= r.start_us <= r.end_us
+        assert r.count == r.value == r.version and r.found == (r.count is not None and r.count > 0)
+    # a read sees at least the writes to its key acknowledged before it started (the server counts them)
+    for r in history.reads:
+        acked_before = sum(1 for op in history.ops if op.key == r.key and op.end_us is not None
+                           and op.end_us < r.start_us)
+        assert r.count is not None and r.count >= acked_before
+
+
+def test_a_failed_read_is_recorded_as_its_outcome(server: tuple[str, ScriptedIngest],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    target, _ = server
+    monkeypatch.setattr(LoadGenerator, "_next_key", lambda self: "kU")
+    _, history = run(target, LoadSpec(rate=50, keys=1, read_share=0.5), 0.5)
+    assert history.reads and all(r.outcome == Outcome.UNKNOWN and "UNAVAILABLE" in (r.error or "")
+                                 for r in history.reads)
+
+
 def test_invalid_load_spec_is_refused() -> None:
     with pytest.raises(ValueError, match="rate"):
         LoadSpec(rate=0)
     with pytest.raises(ValueError, match="open, closed"):
         LoadSpec(mode="bursty")
+    with pytest.raises(ValueError, match="read_share"):
+        LoadSpec(read_share=1.0)
