@@ -7,8 +7,8 @@ entrypoint. Two sources satisfy each contract:
   built on ``debian:bookworm-slim``;
 * ``local``: the same images built on this machine with no registry at all: a Debian base made with
   debootstrap and ``docker import``; Kafka's jars from Maven Central, Toxiproxy compiled from the Go
-  module proxy and Python wheels from PyPI, all fetched on the host and copied in (HTTPS from inside a
-  build container is not trusted on these machines).
+  module proxy and Python wheels from PyPI, all fetched on the host (where their caches persist) and
+  copied in; inside a build container only ``apt-get`` fetches anything (Debian's packages).
 
 ``auto`` (the default) uses the local images when they are built, the official ones when they are
 present or a registry answers, and otherwise builds the local ones. Local images are tagged with the
