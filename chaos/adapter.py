@@ -165,13 +165,16 @@ class Database:
     """The database set-up: SQL run in each deployment's own schema (``search_path`` set to it) before
     the services start; empty when the services create their tables themselves.
 
-    ``contended``: the table (and its key and version columns) that a competing writer would lock or
-    update (``HoldRowLocks`` defaults to it)."""
+    ``contended_table``: the projection's table (with its key and version columns) that another writer
+    would lock or update (``HoldRowLocks`` defaults to it); ``value_column``: the column of it that a
+    competing writer adds to (``CompetingWriter``; its adjustments reach the model as
+    :attr:`ModelInput.adjustments`)."""
 
     setup_sql: str = ""
     contended_table: str = ""
     key_column: str = "key"
     version_column: str = "version"
+    value_column: str = ""
 
 
 @dataclass(frozen=True)
@@ -413,12 +416,13 @@ class TruthReader(Protocol):
 @dataclass(frozen=True)
 class ModelInput:
     """What a model check sees: the history and the ground truth (applied rows, records per topic, the
-    adapter's state)."""
+    adapter's state, and what a competing writer committed to the projection besides the events)."""
 
     history: History
     applied: Sequence[AppliedRow]
     records: Mapping[str, Sequence[KafkaRecord]]
     state: Any
+    adjustments: Mapping[str, int] = field(default_factory=dict)  # key -> what a CompetingWriter added
 
 
 # ---------------------------------------------------------------------------------------------------

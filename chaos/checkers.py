@@ -746,8 +746,10 @@ def check_conservation(
     history: History,
     applied: Iterable[AppliedRow],
     key_state: Iterable[KeyState] | Mapping[str, KeyState],
+    adjustments: Mapping[str, int] | None = None,
 ) -> Verdict:
-    """The aggregate per key must equal the sum over the *distinct* events applied to it.
+    """The aggregate per key must equal the sum over the *distinct* events applied to it (plus, for
+    ``total``, what a competing writer journalled adding: ``adjustments``).
 
     Expected values come from the effects rows, one per distinct event id:
     ``total`` = sum of their amounts, ``event_count`` = their number.  Catches
@@ -758,12 +760,17 @@ def check_conservation(
     the history sent (``payload_mismatch``).  ``version`` and ``last_seq`` are
     not checked.
     """
-    return _check_conservation(_Ctx(history, applied), key_state)
+    return _check_conservation(_Ctx(history, applied), key_state, adjustments)
 
 
-def _check_conservation(ctx: _Ctx, key_state: Iterable[KeyState] | Mapping[str, KeyState]) -> Verdict:
+def _check_conservation(ctx: _Ctx, key_state: Iterable[KeyState] | Mapping[str, KeyState],
+                        adjustments: Mapping[str, int] | None = None) -> Verdict:
     j = ctx.joined
     tot, cnt = j.total, j.count
+    if adjustments:
+        tot = dict(tot)
+        for k, a in adjustments.items():
+            tot[k] = tot.get(k, 0) + a
     states = key_state.values() if isinstance(key_state, Mapping) else key_state
     state = {s.key: s for s in states}
 
@@ -805,6 +812,7 @@ def _check_conservation(ctx: _Ctx, key_state: Iterable[KeyState] | Mapping[str, 
         "events_expected": events_expected,
         "events_observed": events_observed,
         "payload_mismatch": len(j.payload_bad),
+        "adjustments_total": sum(adjustments.values()) if adjustments else 0,
     }
     payload_ex = [
         {
@@ -1116,11 +1124,12 @@ def check_positions(history: History, kafka: Iterable[KafkaRecord], *, required:
 
 
 def per_key_sums(history: History, applied: Iterable[AppliedRow],
-                 state: Iterable[KeyState] | Mapping[str, KeyState]) -> Verdict:
+                 state: Iterable[KeyState] | Mapping[str, KeyState],
+                 adjustments: Mapping[str, int] | None = None) -> Verdict:
     """The model of a projection of per-key sums (``conservation``): each key's aggregate equals the sum
-    over the distinct events applied to it. For adapters: ``model=lambda m: [per_key_sums(m.history,
-    m.applied, m.state)]``."""
-    return check_conservation(history, applied, state)
+    over the distinct events applied to it, plus what a competing writer added (``adjustments``). For
+    adapters: ``model=lambda m: [per_key_sums(m.history, m.applied, m.state, m.adjustments)]``."""
+    return check_conservation(history, applied, state, adjustments)
 
 
 def check_decoding(undecodable: Mapping[str, Sequence[Mapping[str, Any]]], records: Mapping[str, int]) -> Verdict:

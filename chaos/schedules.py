@@ -153,7 +153,7 @@ def claim_of(spec: Mapping[str, Any], shape: Shape) -> Claim:
         return Claim(exclusive_links=links) if name == "link_down" else Claim(shared_links=links)
     if name == "leader_loss_after_isr_shrink":  # some broker (the leader at injection), cut from the others
         return Claim(nodes=frozenset(shape.brokers), wildcard_brokers=1)
-    if name in ("terminate_backends", "hold_row_locks"):
+    if name in ("terminate_backends", "hold_row_locks", "competing_writer"):
         return Claim(nodes=frozenset({"postgres-sessions"}))
     if name == "rolling_restart":
         return Claim(nodes=frozenset(BROKERS), brokers=frozenset(BROKERS), whole_cluster=True)
@@ -381,6 +381,7 @@ def database_fault_specs() -> st.SearchStrategy[dict[str, Any]]:
         st.fixed_dictionaries({"fault": st.just("terminate_backends"),
                                "interval_s": st.one_of(st.none(), st.sampled_from([0.5, 1.0, 3.0]))}),
         st.fixed_dictionaries({"fault": st.just("hold_row_locks"), "write": st.booleans()}),
+        st.fixed_dictionaries({"fault": st.just("competing_writer"), "rate": st.sampled_from([5.0, 25.0])}),
     )
 
 

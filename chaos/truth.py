@@ -9,7 +9,7 @@ of each record. A record it cannot decode is counted (the ``decoding`` verdict),
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -42,6 +42,7 @@ class GroundTruth:
     undecodable: dict[str, list[dict[str, Any]]]  # logical topic -> one entry per record it could not decode
     state: Any  # the adapter's model state
     entry_topic: str
+    adjustments: dict[str, int] = field(default_factory=dict)  # key -> what a CompetingWriter committed
 
     @property
     def kafka(self) -> list[KafkaRecord]:
@@ -75,8 +76,11 @@ def read_all(env: Environment, dep: Deployment, timeout_s: float) -> GroundTruth
     for logical, deployed in dep.topics.items():
         raw = K.read_records(env.endpoints.kafka_external, deployed, timeout_s)
         records[logical], undecodable[logical] = decode_topic(p.truth, logical, raw)
+    from chaos.faults.database import read_adjustments
+
     return GroundTruth(applied=p.truth.applied(db), records=records, undecodable=undecodable,
-                       state=p.truth.state(db), entry_topic=p.entry_topic.name)
+                       state=p.truth.state(db), entry_topic=p.entry_topic.name,
+                       adjustments=read_adjustments(db.query))
 
 
 def db_of(env: Environment, dep: Deployment) -> SchemaDb:

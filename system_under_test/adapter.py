@@ -162,7 +162,7 @@ READS = Reads(expected=converged_read, converge=True, monotonic=True, staleness_
 def model(inp: ModelInput) -> list[Verdict]:
     """refpipe's projection: each key's ``total`` and ``event_count`` are the sums over the distinct
     events applied to it."""
-    return [per_key_sums(inp.history, inp.applied, inp.state)]
+    return [per_key_sums(inp.history, inp.applied, inp.state, inp.adjustments)]
 
 
 # -- the image ----------------------------------------------------------------------------------------------
@@ -174,7 +174,8 @@ def _inputs() -> list[Path]:
 
 
 def _prepare(ctx: BuildContext) -> None:
-    """Wheels downloaded on the host (HTTPS from inside a build may not be trusted), the code, the stubs."""
+    """Wheels downloaded on the host (a build container may have no network, or no CA it trusts), the code,
+    the stubs."""
     req = (HERE / "requirements.txt").read_bytes()
     wheels = ctx.cache_dir / ("wheels-" + __import__("hashlib").sha256(req).hexdigest()[:10])
     if not (wheels / "requirements.txt").exists():
@@ -245,6 +246,9 @@ DEFECTS = (
            catches=("write_conflicts",)),
     Defect("stale_read", "state read outside the transaction, written back without a version check: a "
            "concurrent writer's update is overwritten", catches=("second_fleet",)),
+    Defect("unchecked_version", "the key_state UPDATE has no version predicate ('a key has one writer'): a "
+           "competing writer's change between the read and the write is overwritten",
+           catches=("competing_writer",)),
 )
 
 PIPELINE = Pipeline(
@@ -252,8 +256,9 @@ PIPELINE = Pipeline(
     description="the reference pipeline: gRPC ingest -> Kafka -> projector group -> Postgres (per-key sums)",
     services=(INGEST, PROJECTOR),
     topics=(Topic("events", entry=True),),
-    # the projector creates its own tables; key_state is what a competing writer would contend on
-    database=Database(contended_table="key_state", key_column="key", version_column="version"),
+    # the projector creates its own tables; key_state is what another writer contends on (adding to total)
+    database=Database(contended_table="key_state", key_column="key", version_column="version",
+                      value_column="total"),
     client=RefpipeClient,
     truth=RefpipeTruth(),
     model=model,

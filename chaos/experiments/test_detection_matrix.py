@@ -3,7 +3,8 @@ correct pipeline against the same experiments.
 
 Run with ``make matrix`` (``pytest chaos/experiments/test_detection_matrix.py --chaos-tier=matrix
 --chaos-repeat=5``). The pipeline's adapter names, for each defect switch, the experiments that must catch
-it (``Defect.catches``); each pair (defect, experiment) must fail at least one invariant, every repetition.
+it (``Defect.catches``); each pair (defect, experiment) must fail at least one invariant or the experiment's own
+hypothesis (its ``check``: a latency that must show, say), every repetition.
 The correct pipeline runs the same experiments and must pass. A table (defect x experiment -> caught n/N,
 the failing invariants, an example) is printed at the end and written to ``<report dir>/<run id>/matrix.md``.
 """
@@ -16,6 +17,7 @@ from types import ModuleType
 
 import pytest
 
+from chaos.checkers import format_verdicts
 from chaos.pytest_plugin import pipeline_of, record_matrix
 
 pytestmark = [pytest.mark.matrix, pytest.mark.experiment]
@@ -48,15 +50,24 @@ def test_detection(case, experiment, chaos_env, chaos_settings, request):
     exp_module = module(name)
     result = exp_module.scenario(experiment, defects=() if defect == "none" else (defect,))
     failing = [v for v in result.verdicts if not v.ok]
+    # the experiment's own check: its verdicts, and any hypothesis of its own (latency that must show...)
+    refuted: str | None = None
+    try:
+        exp_module.check(result)
+    except AssertionError as exc:
+        if str(exc) != format_verdicts(failing):
+            refuted = str(exc).splitlines()[0] if str(exc) else "the experiment's check failed"
+    names = [v.name for v in failing] + (["hypothesis"] if refuted else [])
     example = ""
-    if failing:
+    if refuted:
+        example = f"hypothesis: {refuted}"
+    elif failing:
         v = failing[0]
         example = f"{v.name}: {v.message}" + (f"; e.g. {v.examples[0]}" if v.examples else "")
     record_matrix(request.config, {
-        "defect": defect, "experiment": name, "caught": bool(failing),
-        "failed": [v.name for v in failing], "example": example[:300],
+        "defect": defect, "experiment": name, "caught": bool(names), "failed": names, "example": example[:300],
         "report_root": str(chaos_settings.report_dir / chaos_env.run_id)})
     if defect == "none":
         exp_module.check(result)
     else:
-        assert failing, f"{defect} was not caught by {name}: every invariant held"
+        assert names, f"{defect} was not caught by {name}: every invariant and the experiment's check held"

@@ -12,13 +12,13 @@ links (Toxiproxy)  Latency, Bandwidth, BlackHole, ResetPeer, SlowClose, Slicer, 
 containers         Kill (= KillAndRestart), Stop, Pause, Restart, RollingRestart, SecondFleet
 network            Isolate, Split, Bridge, OneWay, Partition (iptables, optionally one port), NetEm (loss, delay,
                    duplication, corruption), LeaderLossAfterIsrShrink (a cut replication path, then the leader lost)
-database           TerminateBackends, HoldRowLocks (and Restart/Pause of "postgres")
+database           TerminateBackends, HoldRowLocks, CompetingWriter (and Restart/Pause of "postgres")
 resources          DiskFull
 """
 
 from chaos.faults.base import Fault, active_faults, heal_all
 from chaos.faults.container import Kill, KillAndRestart, Pause, Restart, RollingRestart, SecondFleet, Stop
-from chaos.faults.database import HoldRowLocks, TerminateBackends
+from chaos.faults.database import CompetingWriter, HoldRowLocks, TerminateBackends
 from chaos.faults.disk import DiskFull
 from chaos.faults.network import (
     Bandwidth,
@@ -52,12 +52,51 @@ from chaos.faults.targets import (
 )
 
 __all__ = [
-    "ActiveController", "AnyBroker", "Bandwidth", "BlackHole", "Bridge", "Brokers", "CoordinatorOf", "DiskFull",
+    "ActiveController",
+    "AnyBroker",
+    "Bandwidth",
+    "BlackHole",
+    "Bridge",
+    "Brokers",
+    "CompetingWriter",
+    "CoordinatorOf",
+    "DiskFull",
     "Fault",
-    "HoldRowLocks", "Isolate", "Kill", "KillAndRestart", "Latency", "LeaderLossAfterIsrShrink", "LeaderOf",
-    "LimitData", "LinkDown",
-    "Majority", "Minority", "NetEm", "Node", "OneWay", "Partition", "Pause", "Postgres", "ResetPeer", "Restart",
-    "RollingRestart", "Schedule", "SecondFleet", "Service", "Services", "Slicer", "SlowClose", "Split", "Step",
-    "Stop", "Target", "TerminateBackends", "Toxic", "Toxiproxy", "active_faults", "heal_all", "links_matching",
+    "HoldRowLocks",
+    "Isolate",
+    "Kill",
+    "KillAndRestart",
+    "Latency",
+    "LeaderLossAfterIsrShrink",
+    "LeaderOf",
+    "LimitData",
+    "LinkDown",
+    "Majority",
+    "Minority",
+    "NetEm",
+    "Node",
+    "OneWay",
+    "Partition",
+    "Pause",
+    "Postgres",
+    "ResetPeer",
+    "Restart",
+    "RollingRestart",
+    "Schedule",
+    "SecondFleet",
+    "Service",
+    "Services",
+    "Slicer",
+    "SlowClose",
+    "Split",
+    "Step",
+    "Stop",
+    "Target",
+    "TerminateBackends",
+    "Toxic",
+    "Toxiproxy",
+    "active_faults",
+    "heal_all",
+    "links_matching",
     "target",
 ]

@@ -21,7 +21,7 @@ from typing import Any
 
 from chaos.faults.base import Fault
 from chaos.faults.container import Kill, Pause, Restart, RollingRestart, SecondFleet, Stop
-from chaos.faults.database import HoldRowLocks, TerminateBackends
+from chaos.faults.database import CompetingWriter, HoldRowLocks, TerminateBackends
 from chaos.faults.disk import DiskFull
 from chaos.faults.network import (
     Bandwidth,
@@ -42,11 +42,12 @@ CATALOGUE: dict[str, type[Fault]] = {
     "kill": Kill, "stop": Stop, "pause": Pause, "restart": Restart, "rolling_restart": RollingRestart,
     "second_fleet": SecondFleet, "isolate": Isolate, "split": Split, "bridge": Bridge, "one_way": OneWay,
     "partition": Partition, "netem": NetEm, "terminate_backends": TerminateBackends,
-    "hold_row_locks": HoldRowLocks, "disk_full": DiskFull, "leader_loss_after_isr_shrink": LeaderLossAfterIsrShrink,
+    "hold_row_locks": HoldRowLocks, "competing_writer": CompetingWriter,
+    "disk_full": DiskFull, "leader_loss_after_isr_shrink": LeaderLossAfterIsrShrink,
 }
 LINK_FAULTS = ("latency", "bandwidth", "black_hole", "reset_peer", "slow_close", "slicer", "limit_data", "toxic",
                "link_down")
-TARGET_KEYS = ("target", "side", "bridge", "src", "dst", "from")  # spec keys that hold role strings
+TARGET_KEYS = ("target", "side", "bridge", "among", "a", "b", "src", "dst", "from")  # spec keys with role strings
 
 
 def parameters(cls: type[Fault]) -> dict[str, inspect.Parameter]:

@@ -150,7 +150,7 @@ class Restart(ContainerFault):
             _restart(env, node, self.hard, grace)
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "hard": self.hard}
+        return {**super().params(), "hard": self.hard, "timeout_s": self.timeout_s}
 
 
 def _restart(env: Environment, node: str, hard: bool, grace: int) -> None:

@@ -1,4 +1,4 @@
-"""Database faults: backends terminated, row locks held by a concurrent writer.
+"""Database faults: backends terminated, row locks held by a concurrent writer, a competing writer.
 
 Both work from the test process over the direct Postgres connection (127.0.0.1, no toxics). A
 database restart or pause is a container fault: ``Restart("postgres")``, ``Pause("postgres")``.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -172,3 +173,122 @@ class HoldRowLocks(Fault):
 
     def params(self) -> dict[str, Any]:
         return {"keys": self.keys, "write": self.write, "table": self.table}
+
+
+JOURNAL_TABLE = "chaos_adjustments"  # in the deployment's schema: what the competing writer committed
+
+
+class CompetingWriter(Fault):
+    """A second writer of the projection with changes of its own: an operator's adjustments. About ``rate``
+    times a second until healed it picks a row of the contended table (``Database.contended_table``) and,
+    in one transaction, adds an amount (1..``amount_max``) to its value column (``Database.value_column``),
+    bumps its version column, and journals the amount in ``chaos_adjustments`` (created in the deployment's
+    schema). The journal commits with the change, so it says exactly what was applied, and the model adds
+    it to what the events account for (:attr:`chaos.adapter.ModelInput.adjustments`).
+
+    Models back-office corrections, a second service owning part of the row, a backfill that writes
+    deltas. A sink that writes absolute values computed from a row it read without a version check (or
+    whose version check never fails) overwrites an adjustment: a lost update, seen by conservation."""
+
+    name = "competing_writer"
+
+    def __init__(self, rate: float = 20.0, amount_max: int = 1000, *, table: str | None = None,
+                 key_column: str | None = None, value_column: str | None = None,
+                 version_column: str | None = None, seed: int | None = None) -> None:
+        super().__init__()
+        if not rate > 0 or not isinstance(amount_max, int) or amount_max < 1:
+            raise ValueError(f"rate={rate!r} must be positive and amount_max={amount_max!r} an integer >= 1")
+        for what, ident in (("table", table), ("key_column", key_column), ("value_column", value_column),
+                            ("version_column", version_column)):
+            if ident is not None and not ident.isidentifier():
+                raise ValueError(f"{what}={ident!r} is not a plain SQL identifier")
+        self.rate, self.amount_max = float(rate), amount_max
+        self.given = (table, key_column, value_column, version_column)
+        self.table = self.key_column = self.value_column = self.version_column = ""
+        self.rng = random.Random(seed)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def validate(self, env: Environment) -> None:
+        if env.deployment is None:
+            raise ValueError("CompetingWriter needs a deployed pipeline (its schema); call env.deploy(name) first")
+        db = env.deployment.pipeline.database
+        table, key, value, version = self.given
+        self.table, self.key_column = table or db.contended_table, key or db.key_column
+        self.value_column, self.version_column = value or db.value_column, version or db.version_column
+        if not self.table or not self.value_column:
+            raise ValueError(f"CompetingWriter needs a table and the column it adds to: pipeline "
+                             f"{env.deployment.pipeline.name} names "
+                             + ("no contended table (Database(contended_table=...))" if not self.table else
+                                "no value column (Database(value_column=...))") + "; or pass table=/value_column=")
+
+    def _inject(self, env: Environment) -> None:
+        from psycopg import sql
+
+        assert env.deployment is not None
+        schema = env.deployment.schema
+        conninfo = env.endpoints.pg_conninfo(schema)
+        tbl, kc = sql.Identifier(self.table), sql.Identifier(self.key_column)
+        vc, verc = sql.Identifier(self.value_column), sql.Identifier(self.version_column)
+        with psycopg.connect(conninfo, autocommit=True, application_name="chaos-competing-writer") as conn:
+            conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, key text NOT NULL, "
+                                 "amount bigint NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+                         .format(sql.Identifier(JOURNAL_TABLE)))
+            keys = [str(r[0]) for r in conn.execute(sql.SQL("SELECT {} FROM {}").format(kc, tbl)).fetchall()]
+        if not keys:
+            raise ValueError(f"no rows of {schema}.{self.table} to adjust: let some load reach it first")
+        self.resolved = {"schema": schema, "table": self.table, "keys": len(keys), "adjusted": 0, "amount": 0,
+                         "errors": 0}
+        update = sql.SQL("UPDATE {} SET {} = {} + %s, {} = {} + 1 WHERE {} = %s").format(tbl, vc, vc, verc, verc, kc)
+        journal = sql.SQL("INSERT INTO {} (key, amount) VALUES (%s, %s)").format(sql.Identifier(JOURNAL_TABLE))
+        timeout_ms = int(env.settings.fault_step_timeout_s * 1000)
+        interval = 1.0 / self.rate
+        self._stop.clear()
+
+        def write() -> None:
+            conn: psycopg.Connection[Any] | None = None
+            while not self._stop.wait(interval):  # the writer's own cadence, not a wait for a state
+                key, amount = self.rng.choice(keys), self.rng.randint(1, self.amount_max)
+                try:
+                    if conn is None or conn.closed:
+                        conn = psycopg.connect(conninfo, autocommit=True, application_name="chaos-competing-writer")
+                        conn.execute(f"SET lock_timeout = {timeout_ms}")
+                        conn.execute(f"SET statement_timeout = {timeout_ms}")
+                    with conn.transaction():
+                        done = conn.execute(update, (amount, key)).rowcount == 1
+                        if done:
+                            conn.execute(journal, (key, amount))
+                    if done:
+                        self.resolved["adjusted"] += 1
+                        self.resolved["amount"] += amount
+                except Exception as exc:  # rolled back with its journal row: nothing applied
+                    self.resolved["errors"] += 1
+                    log.debug("competing_writer: %s", exc)
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            conn.close()
+                    conn = None
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+        self._thread = threading.Thread(target=write, name="competing-writer", daemon=True)
+        self._thread.start()
+
+    def _heal(self, env: Environment) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=env.settings.fault_step_timeout_s)
+            self._thread = None
+
+    def params(self) -> dict[str, Any]:
+        return {"rate": self.rate, "amount_max": self.amount_max, "table": self.table,
+                "value_column": self.value_column}
+
+
+def read_adjustments(query: Any) -> dict[str, int]:
+    """key -> the sum the competing writer committed (empty when it never ran); ``query`` runs SQL in the
+    deployment's schema."""
+    if not query("SELECT to_regclass(%s)", (JOURNAL_TABLE,))[0][0]:
+        return {}
+    return {str(k): int(v) for k, v in query(f"SELECT key, sum(amount) FROM {JOURNAL_TABLE} GROUP BY key")}

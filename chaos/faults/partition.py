@@ -16,8 +16,8 @@ As with Jepsen, a one-way cut of TCP breaks connections in both directions (the 
 ways); what stays asymmetric is the packets: B's datagrams still reach A.
 
 iptables backend: the helper image has Debian's ``iptables`` (nf_tables backend) and
-``iptables-legacy``. Both work inside a container's namespace on the machines we run on (kernel 6.x
-with nf_tables and ip_tables); the scripts use ``iptables`` (nft) and fall back to ``iptables-legacy``
+``iptables-legacy``. Both work inside a container's namespace on a kernel with nf_tables and ip_tables
+(Linux 5.x and 6.x); the scripts use ``iptables`` (nft) and fall back to ``iptables-legacy``
 where nf_tables is missing, and heal cleans up with both.
 
 ``NetEm`` degrades a container's egress: loss, delay with jitter, duplication, corruption. With

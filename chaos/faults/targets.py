@@ -22,8 +22,9 @@ Role strings (parsed by :func:`target`)::
 
 Links are named ``<service>-kafka-<i>``, ``<service>-postgres``, ``<service>-<other>`` and
 ``client-<entry service>`` (see :mod:`chaos.env.topology`); a link pattern is a glob over those names
-(``"ingest-kafka-*"``) or ``"<from>-><to>"`` with services, roles, ``client``, ``kafka``, ``kafka-2`` or
-``postgres`` on either side (``"sink->postgres"``, ``"entry->kafka"``, ``"client->entry"``).
+(``"ingest-kafka-*"``) or ``"<from>-><to>"``: ``<from>`` a service, a role or ``client``; ``<to>`` a service,
+a role, ``kafka``, a broker (``kafka-2``) or ``postgres`` (``"sink->postgres"``, ``"entry->kafka"``,
+``"client->entry"``). Kafka and Postgres are never the ``<from>``: the links are the services' connections.
 """
 
 from __future__ import annotations

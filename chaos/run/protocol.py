@@ -687,7 +687,8 @@ class Run:
             from chaos.adapter import ModelInput
 
             try:
-                v += p.model(ModelInput(history=hist, applied=gt.applied, records=gt.records, state=gt.state))
+                v += p.model(ModelInput(history=hist, applied=gt.applied, records=gt.records, state=gt.state,
+                                         adjustments=gt.adjustments))
             except Exception as exc:
                 v.append(Verdict("model", False, message=f"the adapter's model raised {exc.__class__.__name__}: "
                                                         f"{exc}"))
@@ -698,8 +699,9 @@ class Run:
                     self._watcher.join(timeout=self.s.quiesce_timeout_s)
                 conv = self._converged["s"]
                 self.convergence_s = conv
+                # the plan's bound, else the pipeline's own budget (its adapter's), else the setting
                 bound = plan.convergence_bound_s if plan.convergence_bound_s is not None else \
-                    self.s.convergence_bound_s
+                    p.budget("convergence_s", self.s.convergence_bound_s)
                 v.append(checkers.check_convergence(self.heal_at_us, None if conv is None else
                                                     self.heal_at_us + int(conv * 1e6), bound))
         self._stop_watch.set()

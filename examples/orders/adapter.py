@@ -18,8 +18,8 @@ How it differs from the reference pipeline, and what that asks of the adapter:
   (a lost update shows there); every accepted order exists exactly once with the right total (the generic
   lost, duplicates and payload checks). The sink applies a batch's records on several threads, so it does
   **not** promise per-customer order: ``order=False``.
-* **budgets and settings**: three JVMs start on two cores, so a deployment may take longer than the
-  default readiness bound (``pipeline_ready_timeout_s`` 120 s).
+* **budgets and settings**: three JVMs start at once (with the brokers already running), so a deployment may
+  take longer than the default readiness bound on a small host (``pipeline_ready_timeout_s`` 120 s).
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ class OrdersTruth:
 
 def model(inp: ModelInput) -> list[Verdict]:
     """Each customer's balance and order count are the sums over the distinct orders applied to them."""
-    return [per_key_sums(inp.history, inp.applied, inp.state)]
+    return [per_key_sums(inp.history, inp.applied, inp.state, inp.adjustments)]
 
 
 # -- the image: Maven on the host, Debian's JRE in the image (build.py) --------------------------------------
@@ -219,12 +219,12 @@ PIPELINE = Pipeline(
     truth=OrdersTruth(),
     model=model,
     database=Database(setup_sql=(HERE / "schema.sql").read_text(encoding="utf-8"), contended_table="customer_balance",
-                      key_column="customer", version_column="version"),
+                      key_column="customer", version_column="version", value_column="balance_cents"),
     defects=DEFECTS,
     images={"orders": IMAGE},
     order=False,  # the sink applies a batch on several threads: no per-customer order is promised
     positions=True,  # PlaceOrderReply{partition, offset}
-    # Three JVMs warm up on two cores when a pipeline is deployed, and a killed pricer's open transaction
+    # Three JVMs warm up at once when a pipeline is deployed, and a killed pricer's open transaction
     # holds read_committed readers until it is aborted: convergence needs more than the shipped 60 s.
     budgets={"convergence_s": 90.0},
     settings={"pipeline_ready_timeout_s": 120.0},

@@ -439,7 +439,9 @@ class Projector:
         updates, inserts = db.split_plans(plans)
         returned: list[str] = []
         if updates:
-            self._exec(cur, db.UPDATE_STATE_SQL, db.update_params(updates))
+            # DEFECT unchecked_version: no version predicate, so a concurrent writer's change is overwritten
+            update_sql = db.UNCHECKED_UPDATE_STATE_SQL if self._s.has("unchecked_version") else db.UPDATE_STATE_SQL
+            self._exec(cur, update_sql, db.update_params(updates))
             returned.extend(r[0] for r in cur.fetchall())
         if inserts:
             self._exec(cur, db.INSERT_STATE_SQL, db.insert_params(inserts))

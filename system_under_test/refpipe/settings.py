@@ -40,6 +40,7 @@ PROJECTOR_DEFECTS: dict[str, str] = {
     "no_dedup": "dedup table not consulted: every redelivered event is applied again",
     "no_conflict_retry": "optimistic-lock conflicts ignored: the conflicting keys' updates are dropped",
     "stale_read": "state read outside the transaction, absolute write without version check: lost update",
+    "unchecked_version": "key_state UPDATE without its version predicate: a concurrent writer's change is lost",
 }
 ALL_DEFECTS: dict[str, str] = {**INGEST_DEFECTS, **PROJECTOR_DEFECTS}
 

@@ -369,6 +369,18 @@ def test_conservation_catches_a_lost_update() -> None:
     assert ex["key"] == "a" and ex["delta_total"] == -7 and ex["expected_total"] == 10
 
 
+def test_conservation_counts_a_competing_writers_adjustments_and_catches_one_overwritten() -> None:
+    h, rows, _, states = clean_case()
+    adjusted = [KeyState(s.key, s.total + 500, s.event_count, s.version + 1, s.last_seq) if s.key == "a" else s
+                for s in states]
+    v = check_conservation(h, rows, adjusted, {"a": 500})
+    assert v.ok and v.counts["adjustments_total"] == 500, v.format()
+    # the sink wrote back a total computed before the adjustment: the adjustment is lost
+    v = check_conservation(h, rows, states, {"a": 500})
+    assert not v.ok and v.counts["mismatched_keys"] == 1
+    assert v.examples[0]["key"] == "a" and v.examples[0]["delta_total"] == -500
+
+
 def test_conservation_catches_a_double_apply() -> None:
     h, rows, _, _ = clean_case()
     twice = [*rows, AppliedRow("a1", "a", 1, 5, 1_000)]  # a1's effect applied a second time

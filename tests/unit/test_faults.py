@@ -15,6 +15,7 @@ from chaos.faults import (
     ActiveController,
     AnyBroker,
     Bandwidth,
+    CompetingWriter,
     DiskFull,
     Fault,
     HoldRowLocks,
@@ -211,6 +212,18 @@ def test_database_and_disk_validation() -> None:
         HoldRowLocks(table="key_state; drop")
     with pytest.raises(ValueError, match="interval_s=0 must be positive"):
         TerminateBackends(interval_s=0)
+    writer = CompetingWriter()
+    writer.validate(env(deployed=True))
+    assert (writer.table, writer.key_column, writer.value_column, writer.version_column) == (
+        "key_state", "key", "total", "version")
+    no_value = env(deployed=True)
+    no_value.deployment.pipeline = dataclasses.replace(PIPELINE, database=Database(contended_table="key_state"))
+    with pytest.raises(ValueError, match=r"names no value column \(Database\(value_column=...\)\)"):
+        CompetingWriter().validate(no_value)
+    with pytest.raises(ValueError, match="rate=0 must be positive"):
+        CompetingWriter(rate=0)
+    with pytest.raises(ValueError, match="not a plain SQL identifier"):
+        CompetingWriter(value_column="total = 0 --")
     with pytest.raises(ValueError, match="leave_bytes=-1"):
         DiskFull("kafka-1", leave_bytes=-1)
     with pytest.raises(ValueError, match="signal 'SIGSTOP' not accepted"):

@@ -47,6 +47,7 @@ def test_defect_catalogue() -> None:
         "no_dedup",
         "no_conflict_retry",
         "stale_read",
+        "unchecked_version",
     }
     assert set(ALL_DEFECTS) == set(INGEST_DEFECTS) | set(PROJECTOR_DEFECTS)
 
