@@ -496,10 +496,13 @@ class Run:
         self.step_status = {i: "planned" for i in range(len(method.steps))}
 
         def on_injecting(i: int, step: Step) -> None:
+            # the window opens when injecting begins: a staged fault (cut the followers, wait for the ISR to
+            # shrink, then kill the leader) disturbs the pipeline long before its injection returns
+            self._inject_us[i] = now_us()
             self.observer.event("inject", f"injecting {step.label()}", "started", step=step.label(), spec=step.spec)
 
         def on_inject(i: int, step: Step) -> None:
-            self._inject_us[i] = now_us()
+            self._inject_us.setdefault(i, now_us())
             self.step_status[i] = "active"
             self.observer.event("inject", f"inject {step.label()} -> {_resolved(step)}", step=step.label(),
                                 spec=step.spec, resolved=step.fault.resolved)
