@@ -262,19 +262,26 @@ class _Reader:
         return [self.take(">i") for _ in range(max(0, self.take(">i")))]
 
 
-def request_metadata(host: str, port: int, topic: str | None, timeout_s: float, broker: int = -1) -> BrokerView:
-    """Send Metadata v4 for ``topic`` (or no topic) to host:port (broker id ``broker``); parse the answer."""
-    client = b"chaos"
-    topics = struct.pack(">i", 0) if topic is None else struct.pack(">ih", 1, len(topic.encode())) + topic.encode()
-    body = struct.pack(">hhih", 3, 4, 1, len(client)) + client + topics + b"\x00"  # no auto-creation
+def _exchange(host: str, port: int, body: bytes, timeout_s: float, what: str) -> _Reader:
+    """Send one request (correlation id 1) and read its answer up to the throttle time; the reader is then at
+    the answer's own fields."""
     with socket.create_connection((host, port), timeout=timeout_s) as sock:
         sock.settimeout(timeout_s)
         sock.sendall(struct.pack(">i", len(body)) + body)
         size = struct.unpack(">i", _recv_exact(sock, 4))[0]
         r = _Reader(_recv_exact(sock, size))
     if r.take(">i") != 1:
-        raise ValueError("Metadata answer with a foreign correlation id")
+        raise ValueError(f"{what} answer with a foreign correlation id")
     r.take(">i")  # throttle
+    return r
+
+
+def request_metadata(host: str, port: int, topic: str | None, timeout_s: float, broker: int = -1) -> BrokerView:
+    """Send Metadata v4 for ``topic`` (or no topic) to host:port (broker id ``broker``); parse the answer."""
+    client = b"chaos"
+    topics = struct.pack(">i", 0) if topic is None else struct.pack(">ih", 1, len(topic.encode())) + topic.encode()
+    body = struct.pack(">hhih", 3, 4, 1, len(client)) + client + topics + b"\x00"  # no auto-creation
+    r = _exchange(host, port, body, timeout_s, "Metadata")
     brokers = []
     for _ in range(r.take(">i")):
         brokers.append(r.take(">i"))
@@ -310,14 +317,7 @@ def find_coordinator(host: str, port: int, key: str, kind: str, timeout_s: float
     k = key.encode()
     body = (struct.pack(">hhih", 10, 1, 1, len(client)) + client + struct.pack(">h", len(k)) + k
             + struct.pack(">b", COORDINATOR_TYPES[kind]))
-    with socket.create_connection((host, port), timeout=timeout_s) as sock:
-        sock.settimeout(timeout_s)
-        sock.sendall(struct.pack(">i", len(body)) + body)
-        size = struct.unpack(">i", _recv_exact(sock, 4))[0]
-        r = _Reader(_recv_exact(sock, size))
-    if r.take(">i") != 1:
-        raise ValueError("FindCoordinator answer with a foreign correlation id")
-    r.take(">i")  # throttle
+    r = _exchange(host, port, body, timeout_s, "FindCoordinator")
     err = r.take(">h")
     message = r.string()
     node = r.take(">i")

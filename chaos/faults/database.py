@@ -31,7 +31,27 @@ WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type 
 """
 
 
-class TerminateBackends(Fault):
+class _Looping(Fault):
+    """A fault that keeps acting in a thread of its own until healed; heal stops the thread (bounded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _loop(self, body: Any, name: str) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=body, name=name, daemon=True)
+        self._thread.start()
+
+    def _heal(self, env: Environment) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=env.settings.fault_step_timeout_s)
+            self._thread = None
+
+
+class TerminateBackends(_Looping):
     """``pg_terminate_backend`` on every client session of the pipeline's database whose
     ``application_name`` matches the LIKE pattern (default ``%``: every session but the suite's own), once
     at injection or, with ``interval_s``, again every ``interval_s`` seconds until healed.
@@ -49,8 +69,6 @@ class TerminateBackends(Fault):
             raise ValueError(f"interval_s={interval_s!r} must be positive (or None: once)")
         self.application_name = application_name
         self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def _terminate(self, env: Environment) -> int:
@@ -64,7 +82,6 @@ class TerminateBackends(Fault):
 
     def _inject(self, env: Environment) -> None:
         self.resolved = {"terminated": 0, "applications": []}
-        self._stop.clear()
         self._terminate(env)
         if self.interval_s is not None:
             interval = self.interval_s
@@ -76,14 +93,7 @@ class TerminateBackends(Fault):
                     except Exception as exc:
                         log.warning("terminate_backends: %s", exc)
 
-            self._thread = threading.Thread(target=repeat, name="terminate-backends", daemon=True)
-            self._thread.start()
-
-    def _heal(self, env: Environment) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=env.settings.fault_step_timeout_s)
-            self._thread = None
+            self._loop(repeat, "terminate-backends")
 
     def params(self) -> dict[str, Any]:
         return {"application_name": self.application_name, "interval_s": self.interval_s}
@@ -178,7 +188,7 @@ class HoldRowLocks(Fault):
 JOURNAL_TABLE = "chaos_adjustments"  # in the deployment's schema: what the competing writer committed
 
 
-class CompetingWriter(Fault):
+class CompetingWriter(_Looping):
     """A second writer of the projection with changes of its own: an operator's adjustments. About ``rate``
     times a second until healed it picks a row of the contended table (``Database.contended_table``) and,
     in one transaction, adds an amount (1..``amount_max``) to its value column (``Database.value_column``),
@@ -206,8 +216,6 @@ class CompetingWriter(Fault):
         self.given = (table, key_column, value_column, version_column)
         self.table = self.key_column = self.value_column = self.version_column = ""
         self.rng = random.Random(seed)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def validate(self, env: Environment) -> None:
         if env.deployment is None:
@@ -243,7 +251,6 @@ class CompetingWriter(Fault):
         journal = sql.SQL("INSERT INTO {} (key, amount) VALUES (%s, %s)").format(sql.Identifier(JOURNAL_TABLE))
         timeout_ms = int(env.settings.fault_step_timeout_s * 1000)
         interval = 1.0 / self.rate
-        self._stop.clear()
 
         def write() -> None:
             conn: psycopg.Connection[Any] | None = None
@@ -272,14 +279,7 @@ class CompetingWriter(Fault):
                 with contextlib.suppress(Exception):
                     conn.close()
 
-        self._thread = threading.Thread(target=write, name="competing-writer", daemon=True)
-        self._thread.start()
-
-    def _heal(self, env: Environment) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=env.settings.fault_step_timeout_s)
-            self._thread = None
+        self._loop(write, "competing-writer")
 
     def params(self) -> dict[str, Any]:
         return {"rate": self.rate, "amount_max": self.amount_max, "table": self.table,

@@ -24,7 +24,7 @@ from chaos.faults import active_faults
 from chaos.gameday.journal import Journal
 from chaos.gameday.live import LiveState, LiveView
 from chaos.report.live import fault_label
-from chaos.run import ExternalTargetView, LocalTarget, Plan, Run, RunResult
+from chaos.run import ExternalTargetView, LocalTarget, NullObserver, Plan, Run, RunResult
 
 # how each kind of event changes the timeline (index into LiveState.timeline: warmup 0, before 1, steps, after)
 _PHASE_STATUS = {"warmup": {0: "active"}, "before": {0: "done", 1: "active"}, "during": {1: "done"}}
@@ -101,7 +101,7 @@ class GamedayObserver:
                         + f"; report {run.artefacts}; exit {result.exit_code}\n")
 
 
-class JournalObserver:
+class JournalObserver(NullObserver):
     """Only the journal (``gameday run experiment:<name>``, whose progress goes to the terminal as lines)."""
 
     def __init__(self, journal: Journal) -> None:
@@ -114,15 +114,6 @@ class JournalObserver:
     def event(self, kind: str, text: str, outcome: str = "ok", **detail: Any) -> None:
         step = detail.pop("step", None)
         self.journal.write(kind, outcome, step=step, **detail)
-
-    def tick(self, run: Run) -> None:
-        pass
-
-    def finish(self, run: Run, result: RunResult) -> None:
-        pass
-
-    def stop(self, run: Run, result: RunResult) -> None:
-        pass
 
 
 def report_folder(report_root: Path, target: LocalTarget | ExternalTargetView, name: str) -> Path:

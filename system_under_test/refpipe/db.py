@@ -199,19 +199,8 @@ RETURNING s.key
 """
 
 # defect unchecked_version: the same absolute write without its version predicate ("a key has one writer")
-UNCHECKED_UPDATE_STATE_SQL: LiteralString = """
-UPDATE key_state AS s
-SET version = v.new_version,
-    total = v.total,
-    event_count = v.event_count,
-    last_seq = v.last_seq,
-    updated_at = clock_timestamp()
-FROM unnest(%(key)s::text[], %(expected_version)s::bigint[], %(new_version)s::bigint[],
-            %(total)s::bigint[], %(event_count)s::bigint[], %(last_seq)s::bigint[])
-     AS v(key, expected_version, new_version, total, event_count, last_seq)
-WHERE s.key = v.key
-RETURNING s.key
-"""
+UNCHECKED_UPDATE_STATE_SQL: LiteralString = UPDATE_STATE_SQL.replace(" AND s.version = v.expected_version", "")
+assert UNCHECKED_UPDATE_STATE_SQL != UPDATE_STATE_SQL
 
 INSERT_STATE_SQL: LiteralString = """
 INSERT INTO key_state (key, version, total, event_count, last_seq, updated_at)
