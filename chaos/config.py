@@ -99,6 +99,8 @@ class Settings:
     rpc_timeout_s: float = field(default=10.0, metadata={"help": "client deadline of one gRPC call"})
     quiesce_timeout_s: float = field(default=90.0, metadata={"help": "bound on waiting for the pipeline to drain"})
     convergence_bound_s: float = field(default=60.0, metadata={"help": "budget: heal -> all acked applied"})
+    warmup_timeout_s: float = field(default=60.0, metadata={
+        "help": "bound on warming up beyond a run's warm-up phase while the pipeline's latency is still falling"})
     read_share: float = field(default=0.1, metadata={
         "help": "share of the load's calls that read a key back through the pipeline's read API (pipelines "
                 "whose adapter declares Pipeline.reads; 0: writes only)"})

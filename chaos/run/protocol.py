@@ -87,6 +87,36 @@ def window_stats(ops: list[Op], now: int, window_s: float) -> dict[str, Any]:
             "p99_ms": nearest_rank(lat, 0.99) / 1000 if lat else None}
 
 
+WARM_WINDOW_S = 2.0  # warm-up: the median of each such window is compared with the one before
+WARM_FALL = 0.8  # still warming while a window's median is below 80% of the previous one's...
+WARM_SLACK_MS = 5.0  # ...less this much (so a few milliseconds of noise on a fast pipeline are not a trend)
+
+
+def still_warming(ops: list[Op], now: int) -> tuple[float, float] | None:
+    """(previous, last) window medians in ms while the latency still falls markedly, else None (also when a
+    window has no acknowledged operation: whether the pipeline serves at all is the probes' question)."""
+    window = int(WARM_WINDOW_S * 1e6)
+    last, prev = _p50_ms(ops, now - window, now), _p50_ms(ops, now - 2 * window, now - window)
+    if last is None or prev is None or last >= WARM_FALL * prev - WARM_SLACK_MS:
+        return None
+    return prev, last
+
+
+def _p50_ms(ops: list[Op], start_us: int, end_us: int) -> float | None:
+    """Median latency (ms) of the operations acknowledged in [start_us, end_us) (ops in completion order)."""
+    lat: list[int] = []
+    for i in range(len(ops) - 1, -1, -1):
+        op = ops[i]
+        if op.end_us is None:
+            continue
+        if op.end_us < start_us - 10_000_000:  # completion order is nearly end order: 10 s of slack
+            break
+        if start_us <= op.end_us < end_us and op.outcome is Outcome.OK:
+            lat.append(op.end_us - op.intended_us)
+    lat.sort()
+    return nearest_rank(lat, 0.5) / 1000 if lat else None
+
+
 @contextlib.contextmanager
 def uninterruptible(say: Callable[[str], None]) -> Iterator[None]:
     """While healing: Ctrl-C, SIGTERM and SIGHUP only print a message (the heal must not be cut short)."""
@@ -287,7 +317,7 @@ class Run:
             plan.method.validate(self.env)  # before any load or injection
             self._start_load()
             self._phase("warmup")
-            self._wait(plan.warmup_s)
+            self._warm_up()
             self._phase("before")
             self._wait(plan.before_s)
             steady_before, failing = self._hypothesis("before")
@@ -428,6 +458,23 @@ class Run:
         self.observer.tick(self)
         if check:
             self._check_budgets()
+
+    def _warm_up(self) -> None:
+        """The plan's warm-up, then on while the latency still falls (a JVM compiling its hot paths, caches
+        filling), bounded by ``warmup_timeout_s``: "before" must be the pipeline's steady state, or every
+        comparison with it (a fault's latency must show) measures the warm-up instead."""
+        self._wait(self.plan.warmup_s)
+        deadline = time.monotonic() + self.s.warmup_timeout_s
+        while self.history is not None:
+            falling = still_warming(self.history.ops, now_us())
+            if falling is None:
+                return
+            prev, last = falling
+            if time.monotonic() >= deadline:
+                self.observer.event("warmup", f"latency still falling after {self.s.warmup_timeout_s:g} s more "
+                                              f"warm-up (p50 {prev:.0f} -> {last:.0f} ms); judging from here")
+                return
+            self._wait(WARM_WINDOW_S)
 
     def _wait(self, seconds: float, *, check: bool = False) -> None:
         deadline = time.monotonic() + max(0.0, seconds)
