@@ -79,3 +79,22 @@ def convergence_bound_s(settings: Settings, pipeline: Any) -> float:
     """Heal -> every event acknowledged before the heal applied: the pipeline's own budget where its adapter
     sets one (``budgets["convergence_s"]``), else the ``convergence_bound_s`` setting."""
     return pipeline.budget("convergence_s", settings.convergence_bound_s)
+
+
+FAULT_SETTLE_S = 0.5  # after injection, before every new call is sure to meet the fault
+
+
+def fastest_ack_ms(result: Any) -> float | None:
+    """The fastest acknowledged call (completion minus actual send, in ms) among those sent at least
+    ``FAULT_SETTLE_S`` after the first fault was in place and completed before its heal began; None if none.
+
+    A latency fault gives a floor, not a shift: however busy the host, no call on the faulty path can come back
+    faster than the delay every byte of it waits, while a comparison of medians with the phase before is at the
+    mercy of load and warm-up (a saturated pipeline's queueing can dwarf the fault)."""
+    if not result.faults:
+        return None
+    start = result.faults[0]["active_from_us"] + int(FAULT_SETTLE_S * 1e6)
+    end = result.faults[0]["active_until_us"]
+    lat = [op.end_us - op.start_us for op in result.history.ops if op.outcome == "ok" and op.start_us >= start
+           and op.end_us is not None and (end is None or op.end_us <= end)]
+    return min(lat) / 1000 if lat else None

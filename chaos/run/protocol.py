@@ -281,6 +281,7 @@ class Run:
         self.convergence_s: float | None = None
         self.started = time.monotonic()
         self._inject_us: dict[int, int] = {}
+        self._in_place_us: dict[int, int] = {}
         self._stop_sampler = threading.Event()
         self._sampler: threading.Thread | None = None
         self._stop_watch = threading.Event()
@@ -550,6 +551,7 @@ class Run:
 
         def on_inject(i: int, step: Step) -> None:
             self._inject_us.setdefault(i, now_us())
+            self._in_place_us[i] = now_us()
             self.step_status[i] = "active"
             self.observer.event("inject", f"inject {step.label()} -> {_resolved(step)}", step=step.label(),
                                 spec=step.spec, resolved=step.fault.resolved)
@@ -559,7 +561,11 @@ class Run:
             start = self._inject_us.get(i, end)
             assert self.history is not None
             self.history.add_fault(step.fault.name, start, end, step.fault.describe())
-            self.fault_windows.append({**step.fault.describe(), "start_us": start, "end_us": end})
+            # start..end: injecting began to healed; active_from..active_until: surely in place (injected, not
+            # yet healing), for checks that need the whole fault (a latency floor)
+            self.fault_windows.append({**step.fault.describe(), "start_us": start, "end_us": end,
+                                       "active_from_us": self._in_place_us.get(i, start),
+                                       "active_until_us": end - int(took * 1e6)})
             self.step_status[i] = "healed" if error is None else "HEAL FAILED"
             detail = f" FAILED: {error.__class__.__name__}: {error}" if error is not None else ""
             self.observer.event("heal", f"heal {step.label()} ({took:.2f} s){detail}",
