@@ -1,4 +1,4 @@
-"""Database faults under load: held row locks, terminated backends, a Postgres restart.
+"""Database faults under load: held row locks, a competing writer, terminated backends, a Postgres restart.
 
 Load runs through the whole pipeline (open loop, 100 RPCs/s) while each fault is active. Held row locks
 with a concurrent write make the projectors stall on the locks and then see version conflicts, which
@@ -17,7 +17,8 @@ import pytest
 
 from chaos import truth
 from chaos.env import Environment, wait_until
-from chaos.faults import HoldRowLocks, Restart, TerminateBackends
+from chaos.faults import CompetingWriter, HoldRowLocks, Restart, TerminateBackends
+from chaos.faults.database import read_adjustments
 from chaos.history import History
 from chaos.workload import LoadGenerator, LoadSpec
 from tests.integration.faults_support import metric
@@ -80,6 +81,23 @@ def test_held_row_locks_cause_write_conflicts_then_pass(env: Environment) -> Non
         blocked = applied(env) - held_at
     wait_applying(env, "after a pure lock")
     assert blocked <= 2 and total(env, "refpipe_projector_conflicts_total") == settled  # waited, no conflict
+
+
+def test_a_competing_writer_journals_exactly_what_it_applied(env: Environment) -> None:
+    assert env.deployment is not None
+    db = truth.db_of(env, env.deployment)
+    conflicts0 = total(env, "refpipe_projector_conflicts_total")
+    with CompetingWriter(rate=20.0, seed=3).active(env) as fault:
+        time.sleep(3.0)  # the fault's duration
+    adjusted, amount = fault.resolved["adjusted"], fault.resolved["amount"]
+    rows = db.query("SELECT count(*), sum(amount) FROM chaos_adjustments")[0]
+    assert adjusted >= 20 and (int(rows[0]), int(rows[1])) == (adjusted, amount), (fault.resolved, rows)
+    assert read_adjustments(db.query) and sum(read_adjustments(db.query).values()) == amount
+    time.sleep(0.5)  # healed: nothing more may be written
+    assert int(db.query("SELECT count(*) FROM chaos_adjustments")[0][0]) == adjusted, "the writer outlived its heal"
+    wait_applying(env, "after the competing writer")
+    print(f"{adjusted} adjustments ({amount} in all) in 3 s; "
+          f"{total(env, 'refpipe_projector_conflicts_total') - conflicts0:.0f} projector batches retried on them")
 
 
 def test_terminated_backends_and_a_postgres_restart(env: Environment) -> None:
