@@ -59,13 +59,18 @@ def phases(settings: Settings) -> Phases:
 
 def run(experiment, fault=None, *, defects=(), budgets=None, during_s=None, before_s=None, requires=()):
     """One experiment with the tier's load and phase lengths; returns its ExperimentResult. ``requires``:
-    roles the pipeline must have (``stage``); without one the test is skipped, saying why. ``during_s`` may be
-    a function of the settings (an outage longer than a timeout the settings set)."""
+    roles the pipeline must have (``stage``), or fields of its ``Database`` it must set (``database.value_column``);
+    without one the test is skipped, saying why. ``during_s`` may be a function of the settings (an outage longer
+    than a timeout the settings set)."""
     exp = experiment(defects=defects)
     pipeline = exp.env.pipeline
-    for role in requires:
-        if not pipeline.with_role(role):
-            pytest.skip(f"pipeline {pipeline.name} has no {role} service ({ROLES[role]})")
+    for need in requires:
+        if need.startswith("database."):
+            if not getattr(pipeline.database, need.removeprefix("database.")):
+                pytest.skip(f"pipeline {pipeline.name} sets no Database({need.removeprefix('database.')}=...) in "
+                            "its adapter: nothing for this experiment's other writer to write to")
+        elif not pipeline.with_role(need):
+            pytest.skip(f"pipeline {pipeline.name} has no {need} service ({ROLES[need]})")
     exp.load = load(exp.settings, getattr(pipeline.client, "max_batch", 1))
     p = phases(exp.settings)
     if callable(during_s):

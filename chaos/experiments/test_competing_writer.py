@@ -27,7 +27,8 @@ WRITE_S = 8.0
 def scenario(experiment, defects=()):
     writers = Schedule([Step(0, Latency("sink->postgres", DB_LATENCY_MS), WRITE_S),
                         Step(0, CompetingWriter(rate=ADJUSTMENTS_PER_S), WRITE_S)])
-    return common.run(experiment, writers, defects=defects, budgets=common.RIDE_OUT, during_s=WRITE_S)
+    return common.run(experiment, writers, defects=defects, budgets=common.RIDE_OUT, during_s=WRITE_S,
+                      requires=("database.contended_table", "database.value_column"))
 
 
 def check(result):

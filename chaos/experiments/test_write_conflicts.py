@@ -17,7 +17,7 @@ LOCK_S = 4.0  # below the pipeline's statement timeout (10 s): conflicts, not ca
 
 def scenario(experiment, defects=()):
     return common.run(experiment, HoldRowLocks(write=True), defects=defects, budgets=common.RIDE_OUT,
-                      during_s=LOCK_S)
+                      during_s=LOCK_S, requires=("database.contended_table",))
 
 
 def check(result):
