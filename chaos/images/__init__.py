@@ -152,7 +152,10 @@ def pipeline_tags(pipeline: Pipeline, source: str) -> dict[str, str]:
     """Tags of the pipeline's own images (by key): the adapter's inputs decide them."""
     out = {}
     for key, recipe in pipeline.images.items():
-        parts = [str(p).encode() + b"\0" + Path(p).read_bytes() for p in sorted(map(str, recipe.inputs()))]
+        files = sorted(map(str, recipe.inputs()))
+        # paths relative to the inputs' common folder: the same content gives the same tag wherever the checkout is
+        base = os.path.commonpath(files) if len(files) > 1 else os.path.dirname(files[0]) if files else ""
+        parts = [os.path.relpath(p, base).encode() + b"\0" + Path(p).read_bytes() for p in files]
         digest = _digest(*parts, source.encode())
         out[key] = f"pipeline-chaos/{pipeline.name}-{key}:c{CONTRACT_VERSION}-{digest}"
     return out
