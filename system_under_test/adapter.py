@@ -14,7 +14,6 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from chaos import stubs
 from chaos.adapter import (
@@ -25,6 +24,7 @@ from chaos.adapter import (
     Db,
     Defect,
     Event,
+    GrpcClient,
     GrpcHealth,
     ImageRecipe,
     ModelInput,
@@ -44,44 +44,15 @@ HERE = Path(__file__).resolve().parent
 PROTO = HERE / "proto" / "pipeline.proto"
 GRPC_PORT = 50051
 
-# gRPC codes that mean "definitely not applied" (system_under_test/README.md); anything else that is not
-# OK leaves the outcome uncertain.
-DEFINITE_FAILURES = ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION")
-# gRPC's default reconnect backoff grows to 120 s: after a fault on the entry link the client would keep
-# failing fast long after the heal. A load generator must measure the service, not its own backoff.
-CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
-                   ("grpc.max_reconnect_backoff_ms", 500)]
+class RefpipeClient(GrpcClient):
+    """``pipeline.v1.Ingest``: ``Submit`` for one event, ``SubmitBatch`` for several, ``GetState`` to read.
+    Definitely not applied (system_under_test/README.md): INVALID_ARGUMENT, RESOURCE_EXHAUSTED,
+    FAILED_PRECONDITION; any other error leaves the outcome uncertain."""
 
-
-class RefpipeClient:
-    """``pipeline.v1.Ingest``: ``Submit`` for one event, ``SubmitBatch`` for several, ``GetState`` to read."""
-
+    proto = PROTO
+    service = "Ingest"
+    definite_failures = ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION")
     max_batch = 500
-
-    def __init__(self) -> None:
-        self.pb2, self.pb2_grpc = stubs.load(PROTO)
-        self.channel: Any = None
-        self.stub: Any = None
-
-    async def open(self, target: str) -> None:
-        import grpc.aio
-
-        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-        self.stub = self.pb2_grpc.IngestStub(self.channel)
-
-    async def close(self) -> None:
-        if self.channel is not None:
-            await self.channel.close()
-
-    @staticmethod
-    def _failure(exc: Exception) -> WriteResult:
-        import grpc.aio
-
-        if isinstance(exc, grpc.aio.AioRpcError):
-            code = exc.code()
-            outcome = Outcome.FAIL if code.name in DEFINITE_FAILURES else Outcome.UNKNOWN
-            return WriteResult(outcome, f"{code.name}: {exc.details()}"[:200])
-        return WriteResult(Outcome.UNKNOWN, repr(exc)[:200])  # transport surprises: may have reached it
 
     async def write(self, events: Sequence[Event], timeout_s: float) -> Sequence[WriteResult]:
         pb = self.pb2
@@ -92,7 +63,7 @@ class RefpipeClient:
                 return [WriteResult(Outcome.OK, None, ack.partition, ack.offset)]
             resp = await self.stub.SubmitBatch(pb.EventBatch(events=msgs), timeout=timeout_s)
         except Exception as exc:
-            return [self._failure(exc)] * len(msgs)
+            return [self.failure(exc)] * len(msgs)
         by_id = {r.event_id: r for r in resp.results}
         out = []
         for e in events:
@@ -111,7 +82,7 @@ class RefpipeClient:
         try:
             st = await self.stub.GetState(self.pb2.StateRequest(key=key), timeout=timeout_s)
         except Exception as exc:
-            r = self._failure(exc)
+            r = self.failure(exc)
             return ReadResult(r.outcome, error=r.error)
         return ReadResult(Outcome.OK, found=st.found, value=st.total, count=st.event_count, version=st.version)
 

@@ -28,7 +28,6 @@ import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from chaos import stubs
 from chaos.adapter import (
@@ -39,13 +38,13 @@ from chaos.adapter import (
     Db,
     Defect,
     Event,
+    GrpcClient,
     GrpcHealth,
     ImageRecipe,
     LogLine,
     ModelInput,
     Outcome,
     Pipeline,
-    ReadResult,
     RecordRef,
     Service,
     Topic,
@@ -57,39 +56,23 @@ from chaos.checkers import KeyState, Verdict, per_key_sums
 HERE = Path(__file__).resolve().parent
 PROTO = HERE / "proto" / "orders.proto"
 GRPC_PORT = 50051
-DEFINITE_FAILURES = ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED")
-CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
-                   ("grpc.max_reconnect_backoff_ms", 500)]
 
 
 def _pb2() -> ModuleType:
     return stubs.load(PROTO)[0]
 
 
-class OrdersClient:
-    """``PlaceOrder`` per event (the API takes one order a call); ``GetOrder`` reads are per order, not per
-    key, so this client reads nothing (``read`` answers UNKNOWN)."""
+class OrdersClient(GrpcClient):
+    """``PlaceOrder`` per event (the API takes one order a call). Definitely not placed: INVALID_ARGUMENT,
+    RESOURCE_EXHAUSTED (README, error contract). ``GetOrder`` reads are per order, not per key, so this client
+    reads nothing (``read`` answers UNKNOWN)."""
 
+    proto = PROTO
+    service = "Orders"
+    definite_failures = ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED")
     max_batch = 1
 
-    def __init__(self) -> None:
-        self.pb2, self.pb2_grpc = stubs.load(PROTO)
-        self.channel: Any = None
-        self.stub: Any = None
-
-    async def open(self, target: str) -> None:
-        import grpc.aio
-
-        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-        self.stub = self.pb2_grpc.OrdersStub(self.channel)
-
-    async def close(self) -> None:
-        if self.channel is not None:
-            await self.channel.close()
-
     async def write(self, events: Sequence[Event], timeout_s: float) -> Sequence[WriteResult]:
-        import grpc.aio
-
         out = []
         for e in events:
             req = self.pb2.PlaceOrderRequest(idempotency_key=e.id, customer=e.key, items=[
@@ -97,16 +80,9 @@ class OrdersClient:
             try:
                 reply = await self.stub.PlaceOrder(req, timeout=timeout_s)
                 out.append(WriteResult(Outcome.OK, None, reply.partition, reply.offset))
-            except grpc.aio.AioRpcError as exc:
-                code = exc.code().name
-                outcome = Outcome.FAIL if code in DEFINITE_FAILURES else Outcome.UNKNOWN
-                out.append(WriteResult(outcome, f"{code}: {exc.details()}"[:200]))
             except Exception as exc:
-                out.append(WriteResult(Outcome.UNKNOWN, repr(exc)[:200]))
+                out.append(self.failure(exc))
         return out
-
-    async def read(self, key: str, timeout_s: float) -> ReadResult:
-        return ReadResult(Outcome.UNKNOWN, error="the orders API reads orders, not customers")
 
 
 class OrdersTruth:
