@@ -65,8 +65,9 @@ class Abort(Exception):
     """A budget was breached or an abort probe failed: stop the method now."""
 
 
-def window_stats(ops: list[Op], now: int, window_s: float) -> dict[str, Any]:
-    """Error rate and latency percentiles of the operations completed in the last ``window_s`` seconds."""
+def window_stats(ops: list[Op], now: int, window_s: float, *, slack_us: int = 0) -> dict[str, Any]:
+    """Error rate and latency percentiles of the operations completed in the ``window_s`` seconds up to ``now``
+    (``ops`` in completion order, which is nearly end order: ``slack_us`` more is scanned for stragglers)."""
     cutoff = now - int(window_s * 1e6)
     lat: list[int] = []
     errors = n = 0
@@ -74,8 +75,10 @@ def window_stats(ops: list[Op], now: int, window_s: float) -> dict[str, Any]:
         op = ops[i]
         if op.end_us is None:
             continue
-        if op.end_us < cutoff:
+        if op.end_us < cutoff - slack_us:
             break
+        if op.end_us < cutoff or op.end_us > now:
+            continue
         n += 1
         if op.outcome is Outcome.OK:
             lat.append(op.end_us - op.intended_us)
@@ -90,31 +93,18 @@ def window_stats(ops: list[Op], now: int, window_s: float) -> dict[str, Any]:
 WARM_WINDOW_S = 2.0  # warm-up: the median of each such window is compared with the one before
 WARM_FALL = 0.8  # still warming while a window's median is below 80% of the previous one's...
 WARM_SLACK_MS = 5.0  # ...less this much (so a few milliseconds of noise on a fast pipeline are not a trend)
+WARM_ORDER_SLACK_US = 10_000_000  # ops are appended in completion order, nearly end order: scan 10 s further
 
 
 def still_warming(ops: list[Op], now: int) -> tuple[float, float] | None:
     """(previous, last) window medians in ms while the latency still falls markedly, else None (also when a
     window has no acknowledged operation: whether the pipeline serves at all is the probes' question)."""
     window = int(WARM_WINDOW_S * 1e6)
-    last, prev = _p50_ms(ops, now - window, now), _p50_ms(ops, now - 2 * window, now - window)
+    last = window_stats(ops, now, WARM_WINDOW_S, slack_us=WARM_ORDER_SLACK_US)["p50_ms"]
+    prev = window_stats(ops, now - window, WARM_WINDOW_S, slack_us=WARM_ORDER_SLACK_US)["p50_ms"]
     if last is None or prev is None or last >= WARM_FALL * prev - WARM_SLACK_MS:
         return None
     return prev, last
-
-
-def _p50_ms(ops: list[Op], start_us: int, end_us: int) -> float | None:
-    """Median latency (ms) of the operations acknowledged in [start_us, end_us) (ops in completion order)."""
-    lat: list[int] = []
-    for i in range(len(ops) - 1, -1, -1):
-        op = ops[i]
-        if op.end_us is None:
-            continue
-        if op.end_us < start_us - 10_000_000:  # completion order is nearly end order: 10 s of slack
-            break
-        if start_us <= op.end_us < end_us and op.outcome is Outcome.OK:
-            lat.append(op.end_us - op.intended_us)
-    lat.sort()
-    return nearest_rank(lat, 0.5) / 1000 if lat else None
 
 
 @contextlib.contextmanager
