@@ -19,6 +19,7 @@ tears down as on Ctrl-C; and at the next start a sweep removes whatever a killed
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Generator, Iterator
@@ -43,6 +44,7 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 PIPELINE_KEY = pytest.StashKey[Pipeline]()
 MATRIX_KEY = pytest.StashKey[list[dict[str, Any]]]()
 REPORT_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
+log = logging.getLogger("chaos.report")
 
 
 def _opt(name: str) -> str:
@@ -139,8 +141,18 @@ def chaos_repetition() -> int:
 
 
 def record_matrix(config: pytest.Config, row: dict[str, Any]) -> None:
-    """Used by the detection matrix: one row per (defect, experiment) run."""
-    config.stash[MATRIX_KEY].append(row)
+    """Used by the detection matrix: one row per (defect, experiment) run. The run folder's ``matrix.json``
+    gets the rows so far at once, so the run's metrics (:mod:`chaos.report.metrics`) have the matrix
+    even when the session ends early, and are rebuilt from it later."""
+    from chaos.report.metrics import write_matrix
+
+    rows = config.stash[MATRIX_KEY]
+    rows.append(row)
+    root = row["report_root"]
+    try:
+        write_matrix(root, [r for r in rows if r["report_root"] == root])
+    except OSError as exc:  # a report problem must not turn the test red
+        log.warning("writing matrix.json in %s: %r", root, exc)
 
 
 def matrix_table(rows: list[dict[str, Any]]) -> str:

@@ -10,7 +10,8 @@ Per experiment, in ``<report dir>/<run id>/<experiment>/``:
 ``summary.md``     the markdown summary for a CI job summary (:mod:`chaos.report.markdown`)
 ``logs/``          on failure, the log of every container of the session (written by the pytest plugin)
 
-Per run: ``index.html`` and ``summary.md`` (:mod:`chaos.report.index`). Across runs or variants:
+Per run: ``index.html`` and ``summary.md`` (:mod:`chaos.report.index`), ``metrics.prom`` (OpenMetrics, for
+Prometheus: :mod:`chaos.report.metrics`). Across runs or variants:
 ``python -m chaos.report compare`` (:mod:`chaos.report.compare`). While running: :mod:`chaos.report.live`.
 
 Everything here is computed from files or plain data, so ``python -m chaos.report render`` rebuilds a

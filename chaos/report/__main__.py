@@ -2,7 +2,7 @@
 
     python -m chaos.report compare A B [--threshold 0.2] [--variants] [--format text|markdown|json]
     python -m chaos.report render PATH [--out DIR]      rebuild report.html, summary.md, results.json
-    python -m chaos.report index RUN                    write RUN/index.html and RUN/summary.md
+    python -m chaos.report index RUN                    write RUN/index.html, summary.md and metrics.prom
     python -m chaos.report screenshot PAGE.html OUT.png [--width 1280] [--hover X,Y]
 
 Exit status: 0 success; 1 regression (compare); 2 bad input, with one message on stderr.
@@ -42,6 +42,7 @@ def _render(args: argparse.Namespace) -> int:
 
 def _index(args: argparse.Namespace) -> int:
     from chaos.report.index import write_run_index
+    from chaos.report.metrics import METRICS_NAME
 
     run = Path(args.run)
     if not run.is_dir():
@@ -49,6 +50,7 @@ def _index(args: argparse.Namespace) -> int:
     index, summary = write_run_index(run, step_summary="")
     print(index)
     print(summary)
+    print(run / METRICS_NAME)
     return 0
 
 
@@ -86,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     r = sub.add_parser("render", help="rebuild the page, summary and results.json from history.jsonl + results.json")
     r.add_argument("path", help="an experiment folder, or a run folder (every experiment + the index)")
     r.add_argument("--out", help="write into this folder instead of in place")
-    i = sub.add_parser("index", help="write a run folder's index.html and summary.md")
+    i = sub.add_parser("index", help="write a run folder's index.html, summary.md and metrics.prom")
     i.add_argument("run", help="reports/<run id>")
     s = sub.add_parser("screenshot", help="a PNG of a page, taken by headless Chromium")
     s.add_argument("page")

@@ -1,4 +1,5 @@
-"""The run-level pages: ``<run>/index.html`` linking every experiment with its verdict, and ``<run>/summary.md``.
+"""The run-level pages: ``<run>/index.html`` linking every experiment with its verdict, and ``<run>/summary.md``
+(and, written with them, the run's metrics: :mod:`chaos.report.metrics`).
 
 Both are rebuilt from the experiment folders' ``results.json`` files, so they can be written at the end
 of a pytest session, by ``python -m chaos.report index RUN``, or again after a partial rerun. A folder
@@ -184,8 +185,11 @@ def run_markdown(run_dir: str | Path, entries: list[RunEntry]) -> str:
 
 
 def write_run_index(run_dir: str | Path, *, step_summary: str | None = None) -> tuple[Path, Path]:
-    """Write ``index.html`` and ``summary.md`` into the run folder; append the summary to ``step_summary``
-    (default: ``$GITHUB_STEP_SUMMARY`` when set). Returns the two paths."""
+    """Write ``index.html``, ``summary.md`` and ``metrics.prom`` (:mod:`chaos.report.metrics`) into the run
+    folder; append the summary to ``step_summary`` (default: ``$GITHUB_STEP_SUMMARY`` when set). Returns
+    the paths of the index and the summary."""
+    from chaos.report.metrics import write_run_metrics  # it reads the run through collect_run above
+
     run = Path(run_dir)
     entries = collect_run(run)
     index = run / "index.html"
@@ -197,4 +201,5 @@ def write_run_index(run_dir: str | Path, *, step_summary: str | None = None) -> 
     if target:
         with open(target, "a", encoding="utf-8") as f:
             f.write(md + "\n")
+    write_run_metrics(run)
     return index, summary

@@ -9,9 +9,9 @@
   in one test, ``chaos.<experiment>.during.p99_ms``), through ``item.user_properties``.
 * When a test failed and the container logs were collected, the experiment's page is rebuilt so it
   links them.
-* At the end of the session: ``<report dir>/<run id>/index.html`` and ``summary.md`` for every run
-  that wrote experiments, the summary appended to ``$GITHUB_STEP_SUMMARY`` when that is set, and the
-  index's path in the terminal summary.
+* At the end of the session: ``<report dir>/<run id>/index.html``, ``summary.md`` and ``metrics.prom``
+  for every run that wrote experiments, the summary appended to ``$GITHUB_STEP_SUMMARY`` when that is
+  set, and the index's path in the terminal summary.
 """
 
 from __future__ import annotations
