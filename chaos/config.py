@@ -79,6 +79,8 @@ class Settings:
     # --- faults ---------------------------------------------------------------------------------
     helper_timeout_s: float = field(default=30.0, metadata={
         "help": "bound on one fault helper container (iptables/tc/exec) run and on its start"})
+    transaction_open_timeout_s: float = field(default=8.0, metadata={
+        "help": "bound on KillInTransaction's wait for an open transaction of its target (then it kills anyway)"})
     fault_step_timeout_s: float = field(default=60.0, metadata={
         "help": "bound on one step of a fault: a broker rejoining in a rolling restart, a row lock taken"})
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fnmatch
 import json
 import logging
 import secrets
@@ -689,6 +690,19 @@ class Environment:
             except (OSError, ValueError) as exc:
                 errors.append(f"broker {b}: {exc}")
         raise RuntimeError(f"no broker named the coordinator of {kind} {key!r}: {'; '.join(errors)}")
+
+    def open_transactions(self, pattern: str = "*") -> list[str]:
+        """The transactional ids matching the glob ``pattern`` whose transaction is open (``Ongoing``: records
+        may be in the log, not yet committed or aborted), asked of every running broker (each names the
+        transactions it coordinates)."""
+        found = []
+        for b in BROKERS:
+            if self.container(f"kafka-{b}").status != "running":
+                continue
+            host, port = self.endpoints.kafka_external_by_broker[b].rsplit(":", 1)
+            found += [tid for tid, _ in K.list_transactions(host, int(port), ("Ongoing",), 3.0)
+                      if fnmatch.fnmatchcase(tid, pattern)]
+        return sorted(found)
 
     def topic_metadata(self, topic: str, avoid: tuple[int, ...] = (), timeout_s: float | None = None) -> K.TopicView:
         """``topic``'s partitions (leader, ISR) as the first answering broker outside ``avoid`` sees them.

@@ -3,7 +3,8 @@ raw records), always on the EXTERNAL listener (straight to the brokers, never th
 
 ``request_metadata`` speaks one Kafka Metadata request (v4) on a socket to exactly one broker, written
 here because librdkafka cannot be pinned to one broker (a client bootstrapped on broker 1 answers from
-whichever broker it likes) and a partitioned or paused broker keeps serving a stale view.
+whichever broker it likes) and a partitioned or paused broker keeps serving a stale view. ``find_coordinator``
+and ``list_transactions`` are written the same way: librdkafka's admin client offers neither.
 """
 
 from __future__ import annotations
@@ -261,10 +262,34 @@ class _Reader:
     def ints(self) -> list[int]:
         return [self.take(">i") for _ in range(max(0, self.take(">i")))]
 
+    def uvarint(self) -> int:
+        """An unsigned varint (the flexible versions' lengths and tagged-field counts)."""
+        out = shift = 0
+        while True:
+            b = self.data[self.pos]
+            self.pos += 1
+            out |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return out
+            shift += 7
 
-def _exchange(host: str, port: int, body: bytes, timeout_s: float, what: str) -> _Reader:
+    def compact_string(self) -> str | None:
+        n = self.uvarint() - 1
+        if n < 0:
+            return None
+        out = self.data[self.pos:self.pos + n].decode()
+        self.pos += n
+        return out
+
+    def skip_tags(self) -> None:
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.pos += self.uvarint()
+
+
+def _exchange(host: str, port: int, body: bytes, timeout_s: float, what: str, *, flexible: bool = False) -> _Reader:
     """Send one request (correlation id 1) and read its answer up to the throttle time; the reader is then at
-    the answer's own fields."""
+    the answer's own fields. ``flexible``: the answer's header has tagged fields (header v1)."""
     with socket.create_connection((host, port), timeout=timeout_s) as sock:
         sock.settimeout(timeout_s)
         sock.sendall(struct.pack(">i", len(body)) + body)
@@ -272,6 +297,8 @@ def _exchange(host: str, port: int, body: bytes, timeout_s: float, what: str) ->
         r = _Reader(_recv_exact(sock, size))
     if r.take(">i") != 1:
         raise ValueError(f"{what} answer with a foreign correlation id")
+    if flexible:
+        r.skip_tags()
     r.take(">i")  # throttle
     return r
 
@@ -324,6 +351,44 @@ def find_coordinator(host: str, port: int, key: str, kind: str, timeout_s: float
     if err != 0:
         raise ValueError(f"FindCoordinator({kind} {key!r}) answered error {err}: {message}")
     return int(node)
+
+
+def _compact(text: str) -> bytes:
+    raw = text.encode()
+    return _uvarint(len(raw) + 1) + raw
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def list_transactions(host: str, port: int, states: Sequence[str], timeout_s: float) -> list[tuple[str, str]]:
+    """``(transactional id, state)`` of every transaction the broker at host:port coordinates whose state is
+    one of ``states`` (``Ongoing``, ``PrepareCommit``, ...; empty: any): one ListTransactions request (v0,
+    Kafka 3.0 and later). ValueError with Kafka's error code when the broker answers with an error."""
+    client = b"chaos"
+    body = (struct.pack(">hhih", 66, 0, 1, len(client)) + client + b"\x00"  # header v2: no tagged fields
+            + _uvarint(len(states) + 1) + b"".join(_compact(s) for s in states)
+            + _uvarint(1) + b"\x00")  # no producer id filter; no tagged fields
+    r = _exchange(host, port, body, timeout_s, "ListTransactions", flexible=True)
+    err = r.take(">h")
+    if err != 0:
+        raise ValueError(f"ListTransactions answered error {err}")
+    for _ in range(max(0, r.uvarint() - 1)):
+        r.compact_string()  # a state filter the broker does not know
+    out = []
+    for _ in range(max(0, r.uvarint() - 1)):
+        tid = r.compact_string()
+        r.take(">q")  # producer id
+        state = r.compact_string()
+        r.skip_tags()
+        out.append((tid or "", state or ""))
+    return out
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:

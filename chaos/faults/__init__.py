@@ -9,7 +9,7 @@ A ``Schedule`` injects and heals several faults at set times.
 
 Catalogue (``docs/faults.md`` has what each models; :mod:`chaos.faults.catalogue` maps names to classes):
 links (Toxiproxy)  Latency, Bandwidth, BlackHole, ResetPeer, SlowClose, Slicer, LimitData, Toxic, LinkDown
-containers         Kill (= KillAndRestart), Stop, Pause, Restart, RollingRestart, SecondFleet
+containers         Kill (= KillAndRestart), KillInTransaction, Stop, Pause, Restart, RollingRestart, SecondFleet
 network            Isolate, Split, Bridge, OneWay, Partition (iptables, optionally one port), NetEm (loss, delay,
                    duplication, corruption), LeaderLossAfterIsrShrink (a cut replication path, then the leader lost)
 database           TerminateBackends, HoldRowLocks, CompetingWriter (and Restart/Pause of "postgres")
@@ -17,7 +17,16 @@ resources          DiskFull
 """
 
 from chaos.faults.base import Fault, active_faults, heal_all
-from chaos.faults.container import Kill, KillAndRestart, Pause, Restart, RollingRestart, SecondFleet, Stop
+from chaos.faults.container import (
+    Kill,
+    KillAndRestart,
+    KillInTransaction,
+    Pause,
+    Restart,
+    RollingRestart,
+    SecondFleet,
+    Stop,
+)
 from chaos.faults.database import CompetingWriter, HoldRowLocks, TerminateBackends
 from chaos.faults.disk import DiskFull
 from chaos.faults.network import (
@@ -66,6 +75,7 @@ __all__ = [
     "Isolate",
     "Kill",
     "KillAndRestart",
+    "KillInTransaction",
     "Latency",
     "LeaderLossAfterIsrShrink",
     "LeaderOf",

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chaos.faults.base import Fault
-from chaos.faults.container import Kill, Pause, Restart, RollingRestart, SecondFleet, Stop
+from chaos.faults.container import Kill, KillInTransaction, Pause, Restart, RollingRestart, SecondFleet, Stop
 from chaos.faults.database import CompetingWriter, HoldRowLocks, TerminateBackends
 from chaos.faults.disk import DiskFull
 from chaos.faults.network import (
@@ -39,7 +39,8 @@ from chaos.faults.partition import Bridge, Isolate, LeaderLossAfterIsrShrink, Ne
 CATALOGUE: dict[str, type[Fault]] = {
     "latency": Latency, "bandwidth": Bandwidth, "black_hole": BlackHole, "reset_peer": ResetPeer,
     "slow_close": SlowClose, "slicer": Slicer, "limit_data": LimitData, "toxic": Toxic, "link_down": LinkDown,
-    "kill": Kill, "stop": Stop, "pause": Pause, "restart": Restart, "rolling_restart": RollingRestart,
+    "kill": Kill, "kill_in_transaction": KillInTransaction, "stop": Stop, "pause": Pause, "restart": Restart,
+    "rolling_restart": RollingRestart,
     "second_fleet": SecondFleet, "isolate": Isolate, "split": Split, "bridge": Bridge, "one_way": OneWay,
     "partition": Partition, "netem": NetEm, "terminate_backends": TerminateBackends,
     "hold_row_locks": HoldRowLocks, "competing_writer": CompetingWriter,

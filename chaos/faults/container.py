@@ -12,6 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chaos.env.wait import wait_until
 from chaos.faults.base import Fault
 from chaos.faults.targets import Brokers, Target, target
 
@@ -93,6 +94,58 @@ class Kill(ContainerFault):
 
 
 KillAndRestart = Kill  # the name the first experiments used
+
+
+class KillInTransaction(Kill):
+    """SIGKILL the target(s) while a Kafka transaction of theirs is open; heal starts them again.
+
+    Models a consume-transform-produce stage that crashes between writing a transaction's records and
+    committing it: the records are in the log, and only the transaction's abort (when the restarted
+    instance takes over its transactional id, or the transaction times out) tells readers to skip them.
+    A kill at a random moment lands there only sometimes (a transaction lasts milliseconds on a fast link),
+    so this one waits, bounded by ``transaction_open_timeout_s``, until the brokers report a transaction
+    ``Ongoing`` whose transactional id matches ``transactional_id`` (a glob; ``{deployment}`` is the
+    deployment's tag), then kills. When none opens in time (a stage that does not use transactions) it
+    kills anyway; ``resolved["open_transactions"]`` says which transactions were open, empty then."""
+
+    name = "kill_in_transaction"
+
+    def __init__(self, target_: Target | str, transactional_id: str = "*{deployment}*",
+                 signal: str = "SIGKILL") -> None:
+        super().__init__(target_, signal)
+        if not isinstance(transactional_id, str) or not transactional_id:
+            raise ValueError(f"transactional_id must be a glob such as '*{{deployment}}*', not {transactional_id!r}")
+        self.transactional_id = transactional_id
+
+    def validate(self, env: Environment) -> None:
+        super().validate(env)
+        self._pattern(env)
+
+    def _pattern(self, env: Environment) -> str:
+        dep = env.deployment
+        if dep is None:
+            raise ValueError("KillInTransaction needs a deployed pipeline")
+        pattern = self.transactional_id.replace("{deployment}", dep.tag)
+        if "{" in pattern:
+            raise ValueError(f"transactional_id {self.transactional_id!r}: unknown placeholder; "
+                             "accepted: {deployment}")
+        return pattern
+
+    def _inject(self, env: Environment) -> None:
+        pattern = self._pattern(env)
+        bound = env.settings.transaction_open_timeout_s
+        try:
+            open_now = wait_until(lambda: env.open_transactions(pattern), bound,
+                                  f"an open transaction matching {pattern!r}", interval_s=0.02)
+        except TimeoutError:
+            log.warning("kill_in_transaction: no transaction matching %r opened within %.0f s; killing anyway",
+                        pattern, bound)
+            open_now = []
+        super()._inject(env)
+        self.resolved["open_transactions"] = open_now
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "transactional_id": self.transactional_id}
 
 
 class Stop(ContainerFault):

@@ -21,6 +21,7 @@ from chaos.faults import (
     HoldRowLocks,
     Isolate,
     Kill,
+    KillInTransaction,
     Latency,
     LeaderOf,
     LimitData,
@@ -194,6 +195,19 @@ def test_netem_validation() -> None:
         NetEm("kafka-1", delay_ms=1, backend="ebpf")
     with pytest.raises(ValueError, match=r"delay_ms=1\.5 must be a non-negative integer"):
         NetEm("kafka-1", delay_ms=1.5)  # type: ignore[arg-type]
+
+
+def test_kill_in_transaction_validation() -> None:
+    with pytest.raises(ValueError, match="transactional_id must be a glob"):
+        KillInTransaction("projector", transactional_id="")
+    with pytest.raises(ValueError, match=r"unknown placeholder; accepted: \{deployment\}"):
+        KillInTransaction("projector", transactional_id="{service}-*").validate(env(deployed=True))
+    with pytest.raises(ValueError, match="needs a deployed pipeline"):
+        KillInTransaction("projector").validate(env())
+    fault = KillInTransaction("projector", transactional_id="pricer-{deployment}-*")
+    fault.validate(env(deployed=True))
+    assert fault._pattern(env(deployed=True)) == "pricer-unit_1-*"
+    assert fault.params() == {"target": "projector", "signal": "SIGKILL", "transactional_id": "pricer-{deployment}-*"}
 
 
 def test_database_and_disk_validation() -> None:
