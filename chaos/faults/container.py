@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from chaos.env.wait import wait_until
 from chaos.faults.base import Fault
-from chaos.faults.targets import Brokers, Target, target
+from chaos.faults.targets import Brokers, Target, deployment_name, target
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -122,14 +122,7 @@ class KillInTransaction(Kill):
         self._pattern(env)
 
     def _pattern(self, env: Environment) -> str:
-        dep = env.deployment
-        if dep is None:
-            raise ValueError("KillInTransaction needs a deployed pipeline")
-        pattern = self.transactional_id.replace("{deployment}", dep.tag)
-        if "{" in pattern:
-            raise ValueError(f"transactional_id {self.transactional_id!r}: unknown placeholder; "
-                             "accepted: {deployment}")
-        return pattern
+        return deployment_name(env, self.transactional_id, "KillInTransaction transactional_id")
 
     def _inject(self, env: Environment) -> None:
         pattern = self._pattern(env)

@@ -65,6 +65,22 @@ def _need_deployment(env: Environment, what: str) -> None:
                          "fixture) before injecting")
 
 
+def deployment_name(env: Environment, text: str, what: str) -> str:
+    """``text`` with the deployment's names in place of ``{deployment}`` (its tag) and ``{group:<service>}``
+    (a service's consumer group): a transactional id or a group as the deployed services use it. ValueError
+    naming the accepted placeholders on any other."""
+    _need_deployment(env, what)
+    dep = env.deployment
+    assert dep is not None
+    out = text.replace("{deployment}", dep.tag)
+    for service, group in dep.groups.items():
+        out = out.replace(f"{{group:{service}}}", group)
+    if "{" in out:
+        raise ValueError(f"{what} {text!r}: unknown placeholder; accepted: {{deployment}}, {{group:<service>}} "
+                         f"(services with groups: {', '.join(dep.groups)})")
+    return out
+
+
 def _services(env: Any, selector: str) -> list[str]:
     """Service names a selector names in ``env`` (a name, or a role); ValueError listing the accepted."""
     topo = getattr(env, "topology", None)
@@ -232,15 +248,7 @@ class CoordinatorOf(Target):
         self.resolved_key(env)
 
     def resolved_key(self, env: Environment) -> str:
-        dep = env.deployment
-        assert dep is not None
-        key = self.key.replace("{deployment}", dep.tag)
-        for service, group in dep.groups.items():
-            key = key.replace(f"{{group:{service}}}", group)
-        if "{" in key:
-            raise ValueError(f"CoordinatorOf key {self.key!r}: unknown placeholder; accepted: {{deployment}}, "
-                             f"{{group:<service>}} (services with groups: {', '.join(dep.groups)})")
-        return key
+        return deployment_name(env, self.key, "CoordinatorOf key")
 
     def nodes(self, env: Environment) -> list[str]:
         return [f"kafka-{env.coordinator(self.resolved_key(env), self.kind)}"]

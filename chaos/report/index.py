@@ -188,7 +188,7 @@ def write_run_index(run_dir: str | Path, *, step_summary: str | None = None) -> 
     """Write ``index.html``, ``summary.md`` and ``metrics.prom`` (:mod:`chaos.report.metrics`) into the run
     folder; append the summary to ``step_summary`` (default: ``$GITHUB_STEP_SUMMARY`` when set). Returns
     the paths of the index and the summary."""
-    from chaos.report.metrics import write_run_metrics  # it reads the run through collect_run above
+    from chaos.report.metrics import write_run_metrics
 
     run = Path(run_dir)
     entries = collect_run(run)
@@ -201,5 +201,5 @@ def write_run_index(run_dir: str | Path, *, step_summary: str | None = None) -> 
     if target:
         with open(target, "a", encoding="utf-8") as f:
             f.write(md + "\n")
-    write_run_metrics(run)
+    write_run_metrics(run, entries)
     return index, summary

@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.exposition import generate_latest
 
 from chaos.redact import redact, redact_doc
-from chaos.report.index import collect_run
+from chaos.report.index import RunEntry, collect_run
 from chaos.report.schema import Results
 
 __all__ = [
@@ -206,20 +206,22 @@ def render_metrics(run: str, experiments: Mapping[str, Results | None], matrix: 
     return generate_latest(_registry(metric_families(run, experiments, matrix))).decode("utf-8")
 
 
-def run_registry(run_dir: str | Path) -> CollectorRegistry:
+def run_registry(run_dir: str | Path, entries: Sequence[RunEntry] | None = None) -> CollectorRegistry:
     """A registry holding a run folder's metrics, read from its files (the run label is the folder's name):
-    for ``prometheus_client.push_to_gateway(gateway, job=..., registry=run_registry(run))``."""
+    for ``prometheus_client.push_to_gateway(gateway, job=..., registry=run_registry(run))``. ``entries``: the
+    run's experiment folders when the caller has read them already (:func:`chaos.report.index.collect_run`)."""
     run = Path(run_dir)
-    experiments = {en.name: en.results for en in collect_run(run)}
+    experiments = {en.name: en.results for en in (collect_run(run) if entries is None else entries)}
     return _registry(metric_families(run.name, experiments, load_matrix(run)))
 
 
-def write_run_metrics(run_dir: str | Path) -> Path:
-    """Write ``<run>/metrics.prom`` from the run folder's files; returns its path. The file is replaced
-    at once (written beside it, then renamed), so a collector never reads half of it."""
+def write_run_metrics(run_dir: str | Path, entries: Sequence[RunEntry] | None = None) -> Path:
+    """Write ``<run>/metrics.prom`` from the run folder's files (``entries`` as in :func:`run_registry`);
+    returns its path. The file is replaced at once (written beside it, then renamed), so a collector never
+    reads half of it."""
     run = Path(run_dir)
     out = run / METRICS_NAME
     tmp = out.with_name(f".{METRICS_NAME}.tmp")
-    tmp.write_bytes(generate_latest(run_registry(run)))
+    tmp.write_bytes(generate_latest(run_registry(run, entries)))
     os.replace(tmp, out)
     return out
